@@ -1,0 +1,6 @@
+"""Data preparation: import raw files, prepare clean splits, inspect, export and delete dataset versions."""
+
+from tunelab.data.importer import ImportResult, import_data
+from tunelab.data.prepare import prepare
+
+__all__ = ["ImportResult", "import_data", "prepare"]

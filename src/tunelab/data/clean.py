@@ -1,0 +1,116 @@
+"""Cleaning steps of `prepare`: Unicode and whitespace normalisation, HTML stripping, missing values, length."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ftfy
+import polars as pl
+
+from tunelab.data.frame import StepResult, example_expr, map_texts, reasons, text_columns
+from tunelab.data.prep_config import HtmlConfig, LengthConfig, MissingConfig, NormalizeConfig
+from tunelab.data.shapes import REQUIRED
+from tunelab.errors import InputError
+
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\ufeff]"
+
+
+def normalize_series(texts: pl.Series, fix_mojibake: bool = True) -> pl.Series:
+    """NFC, no control characters, single spaces, at most one blank line, no surrounding whitespace."""
+    if fix_mojibake:
+        needs_fix = ~texts.str.contains(r"^[\x00-\x7f]*$").fill_null(True)
+        if needs_fix.any():
+            fixed = texts.filter(needs_fix).map_elements(ftfy.fix_text, return_dtype=pl.String)
+            texts = texts.scatter(needs_fix.arg_true(), fixed)
+    return (texts.str.normalize("NFC")
+            .str.replace_all(r"\r\n?", "\n")
+            .str.replace_all(_CONTROL, "")
+            .str.replace_all(r"[ \t\u00a0\u2000-\u200a\u3000]+", " ")
+            .str.replace_all(r" ?\n ?", "\n")
+            .str.replace_all(r"\n{3,}", "\n\n")
+            .str.strip_chars())
+
+
+def normalize(df: pl.DataFrame, kind: str, cfg: NormalizeConfig) -> StepResult:
+    columns = text_columns(df, kind)
+    before = df.select(example_expr(kind).alias("k"))["k"]
+    out = map_texts(df, columns, lambda s: normalize_series(s, cfg.fix_mojibake))
+    after = out.select(example_expr(kind).alias("k"))["k"]
+    return StepResult(out, {"rows_changed": int((before != after).fill_null(False).sum()), "columns": columns})
+
+
+def _strip_tags(texts: pl.Series) -> pl.Series:
+    from selectolax.parser import HTMLParser
+
+    has_tag = texts.str.contains(r"<[A-Za-z/!][^>]*>|&[a-z]+;|&#\d+;").fill_null(False)
+    if not has_tag.any():
+        return texts
+    stripped = texts.filter(has_tag).map_elements(
+        lambda t: HTMLParser(t).text(separator=" ", strip=True) if t else t, return_dtype=pl.String)
+    return normalize_series(texts.scatter(has_tag.arg_true(), stripped), fix_mojibake=False)
+
+
+def strip_html(df: pl.DataFrame, kind: str, _cfg: HtmlConfig) -> StepResult:
+    columns = text_columns(df, kind, include_extras=False)
+    before = df.select(example_expr(kind).alias("k"))["k"]
+    out = map_texts(df, columns, _strip_tags)
+    after = out.select(example_expr(kind).alias("k"))["k"]
+    return StepResult(out, {"rows_changed": int((before != after).fill_null(False).sum())})
+
+
+def _empty(column: str, dtype: pl.DataType) -> pl.Expr:
+    if column == "messages":
+        return pl.col(column).list.eval(pl.element().struct.field("content").str.len_chars() == 0).list.any()
+    return pl.col(column).is_null() | (pl.col(column).cast(pl.String).str.strip_chars() == "")
+
+
+def missing_values(df: pl.DataFrame, kind: str, cfg: MissingConfig, group_column: str | None) -> StepResult:
+    columns = cfg.columns or [*REQUIRED[kind], *([group_column] if group_column else [])]
+    unknown = [c for c in columns if c not in df.columns]
+    if unknown:
+        raise InputError(f"missing.columns names {', '.join(unknown)}, which the dataset does not have",
+                         f"its columns are: {', '.join(c for c in df.columns if not c.startswith('_'))}")
+    counts = {c: int(df.select(_empty(c, df.schema[c]).sum()).item()) for c in columns}
+    stats: dict[str, Any] = {"policy": cfg.policy, "empty": counts}
+    if cfg.policy == "fill":
+        if cfg.fill_value is None:
+            raise InputError("missing.policy is fill but missing.fill_value is not set", "add missing.fill_value")
+        if "messages" in columns:
+            raise InputError("missing.policy fill cannot fill chat messages", "use policy: drop for chat data")
+        fills = [pl.when(_empty(c, df.schema[c])).then(pl.lit(cfg.fill_value)).otherwise(pl.col(c)).alias(c)
+                 for c in columns]
+        return StepResult(df.with_columns(fills), stats | {"filled": sum(counts.values())})
+    empty = pl.any_horizontal([_empty(c, df.schema[c]) for c in columns]) if columns else pl.lit(False)
+    return StepResult(df.filter(~empty), stats, reasons(df.filter(empty), "an empty required field"))
+
+
+def _token_counts(texts: pl.Series, tokenizer_name: str) -> pl.Series:
+    if tokenizer_name == "whitespace":
+        return texts.str.count_matches(r"\S+")
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name)
+    except Exception as exc:
+        raise InputError(f"length.tokenizer {tokenizer_name!r} cannot be loaded ({type(exc).__name__})",
+                         "use 'whitespace', a local tokenizer folder, or a hub name where a hub is reachable") from exc
+    counts: list[int] = []
+    values = texts.to_list()
+    for start in range(0, len(values), 10_000):
+        batch = tokenizer(values[start: start + 10_000], add_special_tokens=False)["input_ids"]
+        counts.extend(len(ids) for ids in batch)
+    return pl.Series(counts, dtype=pl.Int64)
+
+
+def length_filter(df: pl.DataFrame, kind: str, cfg: LengthConfig) -> StepResult:
+    counts = _token_counts(df.select(example_expr(kind).alias("k"))["k"], cfg.tokenizer)
+    too_short = counts < cfg.min_tokens
+    too_long = counts > cfg.max_tokens if cfg.max_tokens else pl.Series([False] * len(counts))
+    flagged = df.with_columns(pl.when(too_short).then(pl.lit(f"shorter than {cfg.min_tokens} tokens"))
+                              .when(too_long).then(pl.lit(f"longer than {cfg.max_tokens} tokens"))
+                              .otherwise(None).alias("_why"))
+    dropped = flagged.filter(pl.col("_why").is_not_null())
+    stats = {"tokenizer": cfg.tokenizer, "too_short": int(too_short.sum()), "too_long": int(too_long.sum()),
+             "tokens": {"min": int(counts.min() or 0), "median": float(counts.median() or 0),
+                        "max": int(counts.max() or 0)}}
+    return StepResult(flagged.filter(pl.col("_why").is_null()).drop("_why"), stats, reasons(dropped, pl.col("_why")))

@@ -1,0 +1,173 @@
+"""The store owns every database access: datasets, models (for lineage guards) and the audit log.
+
+SQLite by default (WAL mode, secure deletes), any SQLAlchemy URL otherwise; the schema is brought to the newest
+Alembic revision whenever a store is opened, so a new workspace and an old one behave the same.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tunelab.errors import NotFoundError, TunelabError
+from tunelab.records import DatasetVersion
+from tunelab.store.schema import AuditRow, DatasetRow, ModelRow
+from tunelab.workspace import Workspace
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
+    cursor.close()
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    try:
+        engine = create_engine(url)
+    except Exception as exc:  # an unparsable URL or a missing driver
+        raise TunelabError(f"cannot use database URL {url.split('@')[-1]!r}: {exc}",
+                           "check TUNELAB_DATABASE_URL (e.g. postgresql://user@host/db)") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Store:
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        workspace.ensure()
+        self.engine = _engine(workspace.database_url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.migrate()
+
+    def migrate(self) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        try:
+            with self.engine.begin() as connection:
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+        except Exception as exc:
+            if "OperationalError" in type(exc).__name__:
+                raise TunelabError(f"cannot open the database: {exc.args[0] if exc.args else exc}",
+                                   "check TUNELAB_HOME / TUNELAB_DATABASE_URL") from exc
+            raise
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    # datasets -------------------------------------------------------------------------------------------------
+    def add_dataset(self, version: DatasetVersion) -> DatasetVersion:
+        """Register a version; the same content imported twice is the same version (ids are content hashes)."""
+        with self.session() as s, s.begin():
+            existing = s.get(DatasetRow, version.id)
+            if existing is not None:
+                return _to_version(existing)
+            values = {f.name: getattr(version, f.name) for f in fields(DatasetVersion)}
+            values["created_at"] = version.created_at or _now()
+            s.add(DatasetRow(**values))
+        return self.get_dataset(version.id)
+
+    def find_dataset(self, dataset_id: str) -> DatasetVersion | None:
+        with self.session() as s:
+            row = s.get(DatasetRow, dataset_id)
+            return _to_version(row) if row else None
+
+    def get_dataset(self, ref: str) -> DatasetVersion:
+        """Resolve an id, a unique id prefix, or a name (its newest version)."""
+        with self.session() as s:
+            row = s.get(DatasetRow, ref)
+            if row is None:
+                rows = s.scalars(select(DatasetRow).where(DatasetRow.id.startswith(ref))).all() if len(ref) >= 4 else []
+                if len(rows) > 1:
+                    raise TunelabError(f"dataset id prefix {ref!r} is ambiguous: {', '.join(r.id for r in rows)}")
+                row = rows[0] if rows else s.scalars(
+                    select(DatasetRow).where(DatasetRow.name == ref).order_by(DatasetRow.created_at.desc())
+                ).first()
+            if row is None:
+                known = s.scalars(select(DatasetRow.name).distinct()).all()
+                raise NotFoundError(
+                    f"no dataset {ref!r}",
+                    f"known datasets: {', '.join(sorted(known))}" if known else "import one with `tunelab data import PATH`",
+                )
+            return _to_version(row)
+
+    def list_datasets(self) -> list[DatasetVersion]:
+        with self.session() as s:
+            return [_to_version(r) for r in s.scalars(select(DatasetRow).order_by(DatasetRow.created_at))]
+
+    def eval_sets(self) -> list[DatasetVersion]:
+        with self.session() as s:
+            return [_to_version(r) for r in s.scalars(select(DatasetRow).where(DatasetRow.is_eval_set))]
+
+    def children(self, dataset_id: str) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(DatasetRow.id).where(DatasetRow.parent_id == dataset_id)))
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        with self.session() as s, s.begin():
+            row = s.get(DatasetRow, dataset_id)
+            if row is not None:
+                s.delete(row)
+
+    # models ---------------------------------------------------------------------------------------------------
+    def add_model(self, model_id: str, name: str, kind: str, path: str, dataset_id: str | None) -> None:
+        with self.session() as s, s.begin():
+            s.add(ModelRow(id=model_id, name=name, kind=kind, path=path, dataset_id=dataset_id, created_at=_now()))
+
+    def models_using(self, dataset_id: str) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(ModelRow.id).where(ModelRow.dataset_id == dataset_id)))
+
+    # audit ----------------------------------------------------------------------------------------------------
+    def audit(self, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+        actor = os.environ.get("TUNELAB_USER") or getpass.getuser()
+        with self.session() as s, s.begin():
+            s.add(AuditRow(at=_now(), actor=actor, action=action, target=target, detail=detail or {}))
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.session() as s:
+            rows = s.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
+            return [{"at": r.at.isoformat(), "actor": r.actor, "action": r.action, "target": r.target,
+                     "detail": r.detail} for r in rows]
+
+    def scrub(self) -> None:
+        """Leave no trace of deleted rows: fold the WAL back into the file and rebuild it without free pages."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if self.engine.dialect.name == "sqlite":
+                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+                conn.execute(text("VACUUM"))
+                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            elif self.engine.dialect.name == "postgresql":
+                conn.execute(text("VACUUM FULL datasets"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _to_version(row: DatasetRow) -> DatasetVersion:
+    return DatasetVersion(**{f.name: getattr(row, f.name) for f in fields(DatasetVersion)})
+
+
+def open_store(workspace: Workspace | None = None) -> Store:
+    return Store(workspace or Workspace.from_env())
