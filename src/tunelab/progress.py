@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager
@@ -32,4 +32,4 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
 
 def say(message: str) -> None:
     """Human-readable status on stderr."""
-    stderr.print(message, highlight=False)
+    stderr.print(message, highlight=False, markup=False)

@@ -13,7 +13,6 @@ import json
 import math
 import os
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -53,23 +52,10 @@ def write_card(version: DatasetVersion, tables: dict[str, pa.Table], path: Path 
     """Write card.html (default: Path(version.path) / "card.html") and return its path."""
     path = Path(path) if path is not None else Path(version.path) / "card.html"
     tables = {s: tables[s] for s in _ordered(tables)}
-    colors = {s: COLORS[i % len(COLORS)] for i, s in enumerate(tables)}
-    lengths = {s: _word_counts(t, version.kind) for s, t in tables.items()}
-    labels = _label_counts(tables) if version.kind == "classification" else None
-    charts = [{"title": "Length", "src": _length_chart(lengths, colors),
-               "caption": "Words per example (whitespace-separated, all text fields together); "
-                          f"at most {SAMPLE_ROWS:,} sampled rows per split.",
-               "rows": _length_stats(lengths, tables)}]
-    if labels is not None:
-        charts.append({"title": "Labels", "src": _label_chart(labels, colors),
-                       "caption": "Rows per label and split (all rows).", "labels": _label_rows(labels, list(tables))})
-    removed = _removed(version.steps)
-    if removed:
-        charts.append({"title": "What each step removed", "src": _steps_chart(removed),
-                       "caption": "rows_in − rows_out for each preparation step."})
+    created = version.created_at
     html = _template().render(
-        v=version, created=version.created_at.isoformat(timespec="seconds") if version.created_at else None,
-        charts=charts, splits=list(tables),
+        v=version, created=created.isoformat(timespec="seconds") if hasattr(created, "isoformat") else created,
+        charts=_charts(version, tables), splits=list(tables),
         steps=[_step_row(s) for s in version.steps], samples=_samples(tables, version.kind))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # readers never see a half-written card
@@ -78,13 +64,31 @@ def write_card(version: DatasetVersion, tables: dict[str, pa.Table], path: Path 
     return path
 
 
+def _charts(version: DatasetVersion, tables: dict[str, pa.Table]) -> list[dict[str, Any]]:
+    """Length always; labels only for classification; removals only when some step reports row counts."""
+    colors = {s: COLORS[i % len(COLORS)] for i, s in enumerate(tables)}
+    lengths = {s: _word_counts(t, version.kind) for s, t in tables.items()}
+    charts = [{"title": "Length", "src": _length_chart(lengths, colors), "rows": _length_stats(lengths, tables),
+               "caption": "Words per example (whitespace-separated, all text fields together); "
+                          f"at most {SAMPLE_ROWS:,} sampled rows per split."}]
+    if version.kind == "classification":
+        labels = _label_counts(tables)
+        charts.append({"title": "Labels", "src": _label_chart(labels, colors), "labels": _label_rows(labels, list(tables)),
+                       "caption": "Rows per label and split (all rows)."})
+    removed = _removed(version.steps)
+    if removed:
+        charts.append({"title": "What each step removed", "src": _steps_chart(removed),
+                       "caption": "rows_in − rows_out for each preparation step."})
+    return charts
+
+
 def _ordered(tables: dict[str, Any]) -> list[str]:
     return [s for s in SPLIT_ORDER if s in tables] + sorted(s for s in tables if s not in SPLIT_ORDER)
 
 
 def _template() -> jinja2.Template:
     """Autoescape is on: every value in the card comes from user data and must not become markup."""
-    source = resources.files("tunelab.data").joinpath("templates/card.html").read_text(encoding="utf-8")
+    source = (Path(__file__).parent / "templates" / "card.html").read_text(encoding="utf-8")  # package data
     env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
     env.filters["num"] = _num

@@ -67,7 +67,11 @@ class VersionWriter:
             id=dataset_id, name=name, kind=kind, path=str(final), parent_id=parent_id,
             splits={s: tables[s].num_rows for s in _ordered(tables)}, columns=first.column_names,
             rejects_path=str(final / Path(rejects).name) if rejects else None, **fields)
-        return self.store.add_dataset(version)
+        version = self.store.add_dataset(version)
+        from tunelab.data.card import write_card
+
+        write_card(version, tables)
+        return version
 
     def discard(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
