@@ -146,6 +146,14 @@ def n(lo: int, hi: int) -> str:
     return str(rng.randint(lo, hi))
 
 
+def date() -> str:  # Faker's date() depends on today's date, which would break determinism
+    return f"{rng.randint(1950, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+
+
+def clock() -> str:
+    return f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}"
+
+
 def money() -> str:
     return f"{rng.randint(5, 2500)}.{rng.randint(0, 99):02d}"
 
@@ -175,8 +183,8 @@ TEMPLATES_PII = [
     lambda: ["The VPN handed out ", ("IP_ADDRESS", fake().ipv6()), " but the DNS record still points to ",
              ("IP_ADDRESS", fake().ipv4_public()), "."],
     lambda: ["Employee record - ", ("PERSON", person()), ", SSN ", ("US_SSN", ssn()),
-             f", start date {fake().date()}."],
-    lambda: ["For verification: SSN: ", ("US_SSN", ssn()), f" DOB: {fake().date()}"],
+             f", start date {date()}."],
+    lambda: ["For verification: SSN: ", ("US_SSN", ssn()), f" DOB: {date()}"],
     lambda: ["Our docs moved to ", ("URL", url()), "; the old page ", ("URL", url()), " now redirects."],
     lambda: ["check this out ", ("URL", url()), " lol"],
     lambda: [("PERSON", person()), " and ", ("PERSON", person()), " are flying from ", ("LOCATION", city()),
@@ -217,11 +225,11 @@ TEMPLATES_PII = [
 ]
 
 TEMPLATES_CLEAN = [
-    lambda: [f"Order #{n(100000, 999999)} shipped on {fake().date()}; total ${money()}."],
+    lambda: [f"Order #{n(100000, 999999)} shipped on {date()}; total ${money()}."],
     lambda: [f"Build {n(1, 9)}.{n(0, 20)}.{n(0, 30)} passed all {n(100, 4000)} tests in {n(30, 900)} seconds."],
     lambda: [f"The standup moves to {n(8, 11)}:{rng.choice(['00', '15', '30', '45'])} on {fake().day_of_week()}."],
     lambda: [f"Invoice INV-{n(1000, 99999)} for {n(1, 500)} units at ${money()} each is {n(2, 60)} days overdue."],
-    lambda: [f"Temperature reached {n(18, 41)} C at {fake().time()}, humidity {n(10, 99)}%."],
+    lambda: [f"Temperature reached {n(18, 41)} C at {clock()}, humidity {n(10, 99)}%."],
     lambda: ["Please restart the router and wait 30 seconds before trying again."],
     lambda: ["Thanks for the quick reply, the issue is fixed now!"],
     lambda: [f"Tracking number 1Z{rng.randint(10**15, 10**16 - 1)} shows the parcel is out for delivery."],

@@ -12,6 +12,7 @@ from tunelab.data.prep_config import HtmlConfig, LengthConfig, MissingConfig, No
 from tunelab.data.shapes import REQUIRED
 from tunelab.errors import InputError
 
+_FTFY = ftfy.TextFixerConfig(uncurl_quotes=False)  # repair mojibake, but keep the writer's typography
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\ufeff]"
 
 
@@ -20,7 +21,7 @@ def normalize_series(texts: pl.Series, fix_mojibake: bool = True) -> pl.Series:
     if fix_mojibake:
         needs_fix = ~texts.str.contains(r"^[\x00-\x7f]*$").fill_null(True)
         if needs_fix.any():
-            fixed = texts.filter(needs_fix).map_elements(ftfy.fix_text, return_dtype=pl.String)
+            fixed = texts.filter(needs_fix).map_elements(lambda t: ftfy.fix_text(t, _FTFY), return_dtype=pl.String)
             texts = texts.scatter(needs_fix.arg_true(), fixed)
     return (texts.str.normalize("NFC")
             .str.replace_all(r"\r\n?", "\n")
@@ -40,13 +41,13 @@ def normalize(df: pl.DataFrame, kind: str, cfg: NormalizeConfig) -> StepResult:
 
 
 def _strip_tags(texts: pl.Series) -> pl.Series:
-    from selectolax.parser import HTMLParser
+    from selectolax.lexbor import LexborHTMLParser
 
     has_tag = texts.str.contains(r"<[A-Za-z/!][^>]*>|&[a-z]+;|&#\d+;").fill_null(False)
     if not has_tag.any():
         return texts
     stripped = texts.filter(has_tag).map_elements(
-        lambda t: HTMLParser(t).text(separator=" ", strip=True) if t else t, return_dtype=pl.String)
+        lambda t: LexborHTMLParser(t).text(separator=" ", strip=True) if t else t, return_dtype=pl.String)
     return normalize_series(texts.scatter(has_tag.arg_true(), stripped), fix_mojibake=False)
 
 

@@ -96,19 +96,27 @@ def _detect(sources: list[Source], fmt: str, mapping: dict[str, str], limit: int
     """Detect the shape from the first file's columns (union of the first records' keys)."""
     path = sources[0].path
     records, _ = readers.read_records(path, readers.detect_format(path), limit)
-    columns: dict[str, None] = {}
+    columns: dict[str, None] = {}  # as the file names them, before --map
+    unreadable: list[readers.RawRecord] = []
     for i, raw in enumerate(records):
         if raw.record is not None:
-            columns.update(dict.fromkeys(shapes.rename(raw.record, mapping)))
+            columns.update(dict.fromkeys(raw.record))
+        else:
+            unreadable.append(raw)
         if i >= 1000:
             break
     if not columns:
-        raise InputError(f"{path}: no readable record in the first 1,000", "check the file's format and encoding")
+        if not unreadable:
+            raise InputError(f"{path}: no records (only blank lines or a header)", "check the file")
+        first = unreadable[0]
+        raise InputError(f"{path}: no readable record in the first 1,000 ({len(unreadable):,} unreadable; "
+                         f"{first.location}: {'; '.join(p.text() for p in first.problems)})",
+                         "check the file's format and encoding")
     unknown = [k for k in mapping if k not in columns and mapping[k] not in columns]
     if unknown:
         raise InputError(f"--map names column(s) {', '.join(unknown)} that {path} does not have",
                          f"its columns are: {', '.join(columns)}")
-    return shapes.detect_kind(list(columns), fmt)
+    return shapes.detect_kind(list(shapes.rename(dict(columns), mapping)), fmt)
 
 
 def _read_source(source: Source, kind: str, mapping: dict[str, str], limit: int) -> _FileResult:
@@ -170,6 +178,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _identity(rejects: list[dict[str, Any]], eval_set: bool) -> dict[str, Any]:
+    """What besides the rows makes a version distinct: its rejects file and whether it is an eval set."""
+    identity: dict[str, Any] = {"rejects": len(rejects)}
+    if rejects:  # the same rows with other rejects need their own rejects.jsonl
+        digest = hashlib.sha256()
+        for reject in rejects:
+            digest.update(json.dumps({k: v for k, v in reject.items() if k != "file"}, sort_keys=True,
+                                     default=str).encode())
+        identity["rejects_sha256"] = digest.hexdigest()
+    if eval_set:  # an eval set must not resolve to an earlier plain import of the same rows
+        identity["eval_set"] = True
+    return identity
+
+
 def _commit(store: Store, sources: list[Source], name: str | None, detection: shapes.Detection,
             rows: dict[str, list[dict[str, Any]]], columns: list[str], rejects: list[dict[str, Any]],
             notes: list[str], mapping: dict[str, str], eval_set: bool) -> ImportResult:
@@ -186,7 +208,7 @@ def _commit(store: Store, sources: list[Source], name: str | None, detection: sh
         source_info = [{"file": str(s.path.resolve()), "sha256": _sha256(s.path), "split": s.split} for s in sources]
         version = writer.commit(
             name=name or sources[0].path.stem, kind=detection.kind, tables=tables,
-            identity={"rejects": len(rejects)}, sources=source_info, rejected=len(rejects),
+            identity=_identity(rejects, eval_set), sources=source_info, rejected=len(rejects),
             rejects_path=str(rejects_path) if rejects_path else None, is_eval_set=eval_set,
             config={"format": detection.kind, "map": mapping},
             steps=[{"name": "import", "rows_in": sum(map(len, rows.values())) + len(rejects),

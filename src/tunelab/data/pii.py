@@ -159,11 +159,19 @@ def _worth_checking(text: str, entities: frozenset[str], ner_labels: set[str]) -
 
 
 def _resolve_overlaps(text: str, spans: list[PiiSpan]) -> list[PiiSpan]:
-    """Non-overlapping spans, sorted by start. The higher score wins, then the longer span; a pattern match that
-    overlaps a winner is dropped (it is all or nothing), an NER span is clipped to its part outside the winners
-    so a name next to an e-mail address is still caught."""
+    """Non-overlapping spans, sorted by start.
+
+    Pattern matches beat NER spans whatever the scores: Presidio gives every NER entity a flat 0.85, and the small
+    model does tag URLs and IPv6 groups as names or places. Among pattern matches the higher score wins (a
+    validated e-mail scores 1.0, so the URL-looking domain inside it loses), then the longer span. A pattern
+    match that overlaps a winner is dropped, all or nothing; an NER span is clipped to its part outside the
+    winners, so a name written next to an e-mail address is still caught.
+    """
+    def priority(span: PiiSpan) -> tuple:
+        return (span.entity in _CLIPPABLE, -span.score, span.start - span.end, span.start)
+
     kept: list[PiiSpan] = []
-    for span in sorted((_trim(text, s) for s in spans), key=lambda s: (-s.score, s.start - s.end, s.start)):
+    for span in sorted((_trim(text, s) for s in spans), key=priority):
         overlaps = [k for k in kept if k.start < span.end and span.start < k.end]
         if overlaps and span.entity in _CLIPPABLE:
             span = _clip(text, span, overlaps)

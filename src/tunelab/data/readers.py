@@ -116,6 +116,12 @@ def _decode(path: Path, notes: FileNotes) -> _Lines:
     return lines
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages ("array", not "list")."""
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
 def _oversize(size: int, limit: int) -> Problem:
     return Problem(None, f"the record is {size:,} bytes", f"at most {limit:,} bytes (raise --max-record-bytes)")
 
@@ -140,7 +146,7 @@ def _jsonl_records(lines: _Lines, notes: FileNotes, limit: int) -> Iterator[RawR
                                                         "one JSON object per line")])
             continue
         if not isinstance(record, dict):
-            yield RawRecord(where, None, record, [Problem(None, f"a JSON {type(record).__name__}", "a JSON object")])
+            yield RawRecord(where, None, record, [Problem(None, f"a JSON {json_type(record)}", "a JSON object")])
             continue
         yield RawRecord(where, record, record)
 
@@ -164,7 +170,7 @@ def _json_array_records(path: Path, lines: _Lines, limit: int) -> Iterator[RawRe
 
 def _checked_record(where: str, record: Any, limit: int) -> RawRecord:
     if not isinstance(record, dict):
-        return RawRecord(where, None, record, [Problem(None, f"a {type(record).__name__}", "an object")])
+        return RawRecord(where, None, record, [Problem(None, f"a JSON {json_type(record)}", "an object")])
     size = len(json.dumps(record, default=str))
     if size > limit:
         return RawRecord(where, None, None, [_oversize(size, limit)])

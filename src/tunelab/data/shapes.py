@@ -7,10 +7,11 @@ Canonical rows: chat `{messages: [{role, content}]}`, instruction `{instruction,
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from tunelab.data.readers import Problem
+from tunelab.data.readers import Problem, json_type
 from tunelab.errors import InputError
 
 KINDS = ("chat", "instruction", "completion", "classification")
@@ -73,8 +74,7 @@ def rename(record: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
 
 
 def _type_name(value: Any) -> str:
-    return {dict: "object", list: "array", bool: "boolean", int: "number", float: "number", type(None): "null"}.get(
-        type(value), type(value).__name__)
+    return json_type(value)
 
 
 def _text(record: dict[str, Any], name: str, problems: list[Problem], required: bool = True) -> str:
@@ -99,6 +99,9 @@ def _label(record: dict[str, Any], problems: list[Problem]) -> str:
     value = record.get("label")
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, float) and math.isnan(value):
+        problems.append(Problem("label", "NaN (not a number)", "one scalar label (string or number)"))
+        return ""
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, (list, dict)):

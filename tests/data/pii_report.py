@@ -1,0 +1,110 @@
+"""Per-entity precision and recall of `find_pii` on tests/data/pii_corpus.jsonl (the table in docs/pii.md).
+
+    .venv/bin/python tests/data/pii_report.py            # the table, with NER
+    .venv/bin/python tests/data/pii_report.py --no-ner   # pattern recognizers only
+    .venv/bin/python tests/data/pii_report.py --errors   # also list every miss and false alarm
+
+Matching rule: a predicted span is a true positive when it overlaps (shares at least one character with) a gold
+span of the same entity type. Precision = matched predictions / predictions; recall = gold spans overlapped by
+at least one prediction of their type / gold spans. Partial overlaps count because what matters for
+de-identification is that the value gets touched at all; exact boundaries are not scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+CORPUS = Path(__file__).with_name("pii_corpus.jsonl")
+
+
+@dataclass
+class Score:
+    entity: str
+    support: int = 0  # gold spans
+    predicted: int = 0
+    true_pos_pred: int = 0  # predictions that overlap a gold span of the same type
+    found_gold: int = 0  # gold spans overlapped by a prediction of the same type
+
+    @property
+    def precision(self) -> float:
+        return self.true_pos_pred / self.predicted if self.predicted else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.found_gold / self.support if self.support else 1.0
+
+
+def load_corpus(path: Path = CORPUS) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def score(records: list[dict], predictions: list[list], entities: tuple[str, ...]) -> dict[str, Score]:
+    """Score predictions (lists of PiiSpan, one per record) against the gold spans, per entity type."""
+    scores = {e: Score(e) for e in entities}
+    for record, predicted in zip(records, predictions):
+        gold = [(g["type"], g["start"], g["end"]) for g in record["entities"] if g["type"] in scores]
+        for kind, start, end in gold:
+            scores[kind].support += 1
+            scores[kind].found_gold += any(p.entity == kind and _overlaps((p.start, p.end), (start, end))
+                                           for p in predicted)
+        for p in predicted:
+            if p.entity in scores:
+                scores[p.entity].predicted += 1
+                scores[p.entity].true_pos_pred += any(kind == p.entity and _overlaps((p.start, p.end), (s, e))
+                                                      for kind, s, e in gold)
+    return scores
+
+
+def errors(records: list[dict], predictions: list[list]) -> list[str]:
+    """One line per missed gold span and per prediction that matches no gold span of its type."""
+    lines = []
+    for record, predicted in zip(records, predictions):
+        text = record["text"]
+        for g in record["entities"]:
+            if not any(p.entity == g["type"] and _overlaps((p.start, p.end), (g["start"], g["end"]))
+                       for p in predicted):
+                lines.append(f"MISS {g['type']:<13} {text[g['start']:g['end']]!r:<45} in {text!r}")
+        for p in predicted:
+            if not any(g["type"] == p.entity and _overlaps((p.start, p.end), (g["start"], g["end"]))
+                       for g in record["entities"]):
+                lines.append(f"FALSE {p.entity:<12} {text[p.start:p.end]!r:<45} in {text!r}")
+    return sorted(lines)
+
+
+def table(scores: dict[str, Score]) -> str:
+    rows = ["| entity | precision | recall | support | predicted |", "|---|---:|---:|---:|---:|"]
+    for s in scores.values():
+        rows.append(f"| {s.entity} | {s.precision:.2f} | {s.recall:.2f} | {s.support} | {s.predicted} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+    from tunelab.data.pii import ENTITY_TYPES, NER_ENTITIES, find_pii
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-ner", action="store_true", help="pattern recognizers only")
+    parser.add_argument("--errors", action="store_true", help="list misses and false alarms")
+    args = parser.parse_args()
+    records = load_corpus()
+    entities = tuple(e for e in ENTITY_TYPES if not (args.no_ner and e in NER_ENTITIES))
+    predictions = find_pii([r["text"] for r in records], use_ner=not args.no_ner, workers=1)
+    print(f"{len(records)} records, NER {'off' if args.no_ner else 'on'}, matching rule: same type + overlap\n")
+    print(table(score(records, predictions, entities)))
+    if args.errors:
+        print("\n" + "\n".join(errors(records, predictions)))
+
+
+if __name__ == "__main__":
+    main()
