@@ -8,7 +8,8 @@ Annotation guide (what the gold spans hold):
 - LOCATION: cities, states, countries, and street addresses (the street part as one span); not zip codes.
 - EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE, IP_ADDRESS, US_SSN, URL: the whole value as written.
 Order numbers, prices, dates, versions, last-4 digits, user names and company names are not labelled.
-US phone numbers follow the NANP rule that area code and exchange start with 2-9, as real numbers do.
+US phone numbers get an area code in service and UK ones are mobiles (see us_phone, uk_mobile): Faker's own
+numbers mostly fall in unassigned or fictional ranges that a validating detector rightly rejects.
 """
 
 from __future__ import annotations
@@ -66,17 +67,34 @@ def email() -> str:
     return f.email()
 
 
+# Area codes in service (big cities across the US). Faker draws any three digits, and most of those are not in
+# service, so no validator accepts them; real numbers always carry a real area code.
+AREA_CODES = ["201", "202", "206", "212", "213", "214", "215", "216", "248", "267", "301", "303", "305", "312",
+              "313", "314", "317", "347", "404", "408", "412", "414", "415", "469", "480", "502", "503", "504",
+              "512", "602", "612", "614", "615", "617", "619", "646", "650", "702", "703", "713", "718", "801",
+              "818", "858", "904", "916", "917", "919"]
+
+
 def us_phone() -> str:
+    """Faker's en_US formats (dots, dashes, brackets, +1, 001, extensions) with a real area code."""
     while True:
         number = fake().phone_number()
-        digits = re.sub(r"\D", "", number.split("x")[0])
-        national = digits[-10:]
-        if national[0] in "23456789" and national[3] in "23456789" and national[1:3] != "11":
-            return number
+        digits = [m.start() for m in re.finditer(r"\d", number.split("x")[0])]
+        first = digits[-10]  # first digit of the area code
+        if number[digits[-7]] in "23456789":  # exchange codes start with 2-9
+            return number[:first] + rng.choice(AREA_CODES) + number[first + 3:]
+
+
+def uk_mobile() -> str:
+    """Faker's UK numbers all come from Ofcom's fictional drama ranges; use mobile numbers instead."""
+    rest = f"{rng.choice('4589')}{rng.randint(0, 99):02d} {rng.randint(0, 999999):06d}"
+    return rng.choice([f"07{rest}", f"+44 7{rest}", f"07{rest}".replace(" ", "")])
 
 
 def phone() -> str:
     locale = rng.choice(PHONE_LOCALES)
+    if locale == "en_GB":
+        return uk_mobile()
     return us_phone() if locale == "en_US" else fake(locale).phone_number()
 
 

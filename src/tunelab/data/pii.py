@@ -28,14 +28,16 @@ ENTITY_TYPES: tuple[str, ...] = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD",
                                  "US_SSN", "URL", "PERSON", "LOCATION")
 NER_ENTITIES = frozenset({"PERSON", "LOCATION"})
 
-# spaCy labels kept, and the Presidio entity each becomes; every other label of the model is ignored.
-# FAC (buildings, streets, airports) joins GPE/LOC: a street or a building pins down where someone is.
-_SPACY_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION"}
+# spaCy labels kept, and the Presidio entity each becomes (Presidio's own mapping); every other label of the
+# model is ignored. Mapping FAC (buildings, airports, some streets) too added 3 false alarms per hit on the corpus.
+_SPACY_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION"}
 # The NER component of en_core_web_sm embeds its own tok2vec, so it needs none of the other components.
 _NOT_NEEDED_FOR_NER = ["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"]
 # Presidio scores every number libphonenumber validates at 0.4 and leaves the rest to context words, which
 # short texts often lack; a validated number is good evidence, so phones get a slightly lower bar.
 _THRESHOLD_OFFSET = {"PHONE_NUMBER": 0.1}
+# libphonenumber accepts 5-6 digit local numbers (Germany, Israel); in text those are order numbers and codes.
+_MIN_PHONE_DIGITS = 7
 # Entities whose spans come from NER with fuzzy boundaries: on overlap they are clipped, not dropped.
 _CLIPPABLE = NER_ENTITIES
 _CHUNK = 200  # texts per unit of work: small enough to keep helpers busy, large enough for nlp.pipe
@@ -44,6 +46,7 @@ _HELPER_BACKLOG = 2  # chunks queued per helper, so it never waits for the busy 
 _DIGITS = re.compile(r"\d")
 _EDGE_JUNK = " \t\n.,;:!?'\"()[]<>"
 _URL_TAIL = " \t\n.,;:!?'\")"
+_URL_STOP = frozenset(" \t\n\r<>\"'()[]{}|\\^`")
 
 
 @dataclass(frozen=True)
@@ -136,10 +139,15 @@ class _Detector:
                 continue
             results = self.analyzer.analyze(text=text, language="en", entities=candidates,
                                             nlp_artifacts=artifacts, score_threshold=floor)
-            spans = [PiiSpan(r.entity_type, r.start, r.end, r.score) for r in results
-                     if r.score >= score_threshold - _THRESHOLD_OFFSET.get(r.entity_type, 0.0)]
-            found.append(_resolve_overlaps(text, spans))
+            spans = [PiiSpan(r.entity_type, r.start, r.end, r.score) for r in results]
+            found.append(_resolve_overlaps(text, [s for s in spans if _keep(text, s, score_threshold)]))
         return found
+
+
+def _keep(text: str, span: PiiSpan, score_threshold: float) -> bool:
+    if span.score < score_threshold - _THRESHOLD_OFFSET.get(span.entity, 0.0):
+        return False
+    return span.entity != "PHONE_NUMBER" or len(_DIGITS.findall(text, span.start, span.end)) >= _MIN_PHONE_DIGITS
 
 
 def _worth_checking(text: str, entities: frozenset[str], ner_labels: set[str]) -> list[str]:
@@ -149,7 +157,7 @@ def _worth_checking(text: str, entities: frozenset[str], ner_labels: set[str]) -
     possible = {
         "EMAIL_ADDRESS": "@" in text,
         "URL": "." in text,
-        "PHONE_NUMBER": digits >= 5,
+        "PHONE_NUMBER": digits >= _MIN_PHONE_DIGITS,
         "CREDIT_CARD": digits >= 12,
         "IBAN_CODE": digits >= 4,
         "US_SSN": digits >= 9,
@@ -171,7 +179,8 @@ def _resolve_overlaps(text: str, spans: list[PiiSpan]) -> list[PiiSpan]:
         return (span.entity in _CLIPPABLE, -span.score, span.start - span.end, span.start)
 
     kept: list[PiiSpan] = []
-    for span in sorted((_trim(text, s) for s in spans), key=priority):
+    spans = [_trim(text, _grow_url(text, s) if s.entity == "URL" else s) for s in spans]
+    for span in sorted(spans, key=priority):
         overlaps = [k for k in kept if k.start < span.end and span.start < k.end]
         if overlaps and span.entity in _CLIPPABLE:
             span = _clip(text, span, overlaps)
@@ -180,6 +189,17 @@ def _resolve_overlaps(text: str, spans: list[PiiSpan]) -> list[PiiSpan]:
         if span is not None and span.end > span.start:
             kept.append(span)
     return sorted(kept, key=lambda s: s.start)
+
+
+def _grow_url(text: str, span: PiiSpan) -> PiiSpan:
+    """A URL runs to the end of its token. Presidio's URL regex has no boundary after its list of domain endings
+    and can stop mid-word (".biz" matches as ".bi", ".html" as ".ht"), which would leave the rest in clear."""
+    start, end = span.start, span.end
+    while start > 0 and text[start - 1] not in _URL_STOP:
+        start -= 1
+    while end < len(text) and text[end] not in _URL_STOP:
+        end += 1
+    return PiiSpan(span.entity, start, end, span.score)
 
 
 def _trim(text: str, span: PiiSpan) -> PiiSpan:

@@ -74,7 +74,9 @@ def rename(record: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
 
 
 def _type_name(value: Any) -> str:
-    return json_type(value)
+    """"a number", "an object": the JSON type with its article."""
+    name = json_type(value)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _text(record: dict[str, Any], name: str, problems: list[Problem], required: bool = True) -> str:
@@ -85,7 +87,7 @@ def _text(record: dict[str, Any], name: str, problems: list[Problem], required: 
             problems.append(Problem(name, what, "a non-empty string"))
         return ""
     if not isinstance(value, str):
-        problems.append(Problem(name, f"a {_type_name(value)} ({_short(value)})", "a string"))
+        problems.append(Problem(name, f"{_type_name(value)} ({_short(value)})", "a string"))
         return ""
     return value
 
@@ -105,7 +107,7 @@ def _label(record: dict[str, Any], problems: list[Problem]) -> str:
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, (list, dict)):
-        problems.append(Problem("label", f"a {_type_name(value)} ({_short(value)})", "one scalar label (string or number)"))
+        problems.append(Problem("label", f"{_type_name(value)} ({_short(value)})", "one scalar label (string or number)"))
         return ""
     return _text(record, "label", problems)
 
@@ -119,14 +121,14 @@ def _messages(record: dict[str, Any], problems: list[Problem]) -> list[dict[str,
             problems.append(Problem("messages", f"invalid JSON ({exc.msg})", "a JSON array of {role, content}"))
             return []
     if not isinstance(value, list) or not value:
-        what = "missing" if value is None else ("empty" if value == [] else f"a {_type_name(value)}")
+        what = "missing" if value is None else ("empty" if value == [] else _type_name(value))
         problems.append(Problem("messages", what, "a non-empty array of {role, content} objects"))
         return []
     messages = []
     for i, message in enumerate(value):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
-            problems.append(Problem(where, f"a {_type_name(message)}", "an object with role and content"))
+            problems.append(Problem(where, _type_name(message), "an object with role and content"))
             continue
         role = message.get("role")
         if role not in ROLES:
