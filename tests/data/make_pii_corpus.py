@@ -258,6 +258,11 @@ TEMPLATES_CLEAN = [
     lambda: [f"Our support line is open Monday to Friday, {n(8, 9)}am to {n(5, 6)}pm."],
     lambda: ["Can you resend the contract? The attachment was empty."],
     lambda: [f"Room {n(100, 499)} needs {n(2, 6)} extra chairs for the {n(1, 4)}pm workshop."],
+    lambda: [f"Your reference code is {' '.join(n(1000, 9999) for _ in range(4))}, keep it for your records."],
+    lambda: [f"See section {n(1, 9)}.{n(1, 9)}.{n(1, 9)} of the manual, page {n(2, 300)}."],
+    lambda: [f"The file report_{n(2019, 2025)}.pdf is attached ({n(1, 9)}.{n(1, 9)} MB)."],
+    lambda: [f"Boarding at {clock()}, gate B{n(1, 40)}; the flight leaves at {clock()}."],
+    lambda: [f"Ask for ext. {n(100, 9999)} at the front desk, open {n(7, 9)}-{n(4, 6)} on weekdays."],
 ]
 
 

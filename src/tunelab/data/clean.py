@@ -13,18 +13,24 @@ from tunelab.data.shapes import REQUIRED
 from tunelab.errors import InputError
 
 _FTFY = ftfy.TextFixerConfig(uncurl_quotes=False)  # repair mojibake, but keep the writer's typography
+# A lead byte of a UTF-8 sequence followed by a continuation byte, both decoded as cp1252/latin-1 ("Ã©", "â€™").
+_MOJIBAKE = "[\u00c2-\u00ef][\u0080-\u00bf\u20ac\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u017d\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u017e\u0178]"
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\ufeff]"
 
 
 def normalize_series(texts: pl.Series, fix_mojibake: bool = True) -> pl.Series:
     """NFC, no control characters, single spaces, at most one blank line, no surrounding whitespace."""
-    if fix_mojibake:
-        needs_fix = ~texts.str.contains(r"^[\x00-\x7f]*$").fill_null(True)
-        if needs_fix.any():
-            fixed = texts.filter(needs_fix).map_elements(lambda t: ftfy.fix_text(t, _FTFY), return_dtype=pl.String)
-            texts = texts.scatter(needs_fix.arg_true(), fixed)
-    return (texts.str.normalize("NFC")
-            .str.replace_all(r"\r\n?", "\n")
+    non_ascii = texts.str.contains(r"[^\x00-\x7f]").fill_null(False)
+    if non_ascii.any():
+        rows = non_ascii.arg_true()
+        subset = texts.gather(rows)
+        if fix_mojibake:  # ftfy is slow: only where UTF-8 read as cp1252/latin-1 leaves its signature
+            suspicious = subset.str.contains(_MOJIBAKE).fill_null(False)
+            if suspicious.any():
+                fixed = subset.filter(suspicious).map_elements(lambda t: ftfy.fix_text(t, _FTFY), return_dtype=pl.String)
+                subset = subset.scatter(suspicious.arg_true(), fixed)
+        texts = texts.scatter(rows, subset.str.normalize("NFC"))
+    return (texts.str.replace_all(r"\r\n?", "\n")
             .str.replace_all(_CONTROL, "")
             .str.replace_all(r"[ \t\u00a0\u2000-\u200a\u3000]+", " ")
             .str.replace_all(r" ?\n ?", "\n")
@@ -67,15 +73,9 @@ def _empty(column: str, dtype: pl.DataType) -> pl.Expr:
 
 def missing_values(df: pl.DataFrame, kind: str, cfg: MissingConfig, group_column: str | None) -> StepResult:
     columns = cfg.columns or [*REQUIRED[kind], *([group_column] if group_column else [])]
-    unknown = [c for c in columns if c not in df.columns]
-    if unknown:
-        raise InputError(f"missing.columns names {', '.join(unknown)}, which the dataset does not have",
-                         f"its columns are: {', '.join(c for c in df.columns if not c.startswith('_'))}")
     counts = {c: int(df.select(_empty(c, df.schema[c]).sum()).item()) for c in columns}
     stats: dict[str, Any] = {"policy": cfg.policy, "empty": counts}
     if cfg.policy == "fill":
-        if cfg.fill_value is None:
-            raise InputError("missing.policy is fill but missing.fill_value is not set", "add missing.fill_value")
         if "messages" in columns:
             raise InputError("missing.policy fill cannot fill chat messages", "use policy: drop for chat data")
         fills = [pl.when(_empty(c, df.schema[c])).then(pl.lit(cfg.fill_value)).otherwise(pl.col(c)).alias(c)

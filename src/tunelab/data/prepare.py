@@ -17,6 +17,7 @@ import polars as pl
 
 from tunelab.data import clean, dedup, split
 from tunelab.data.frame import StepResult, from_frame, input_expr, to_frame
+from tunelab.data.pii import ENTITY_TYPES
 from tunelab.data.prep_config import PrepConfig
 from tunelab.data.versions import VersionWriter, read_splits
 from tunelab.errors import InputError
@@ -70,10 +71,33 @@ def _eval_inputs(store: Store, parent: DatasetVersion, cfg: PrepConfig) -> dict[
     return inputs
 
 
+def check(cfg: PrepConfig, parent: DatasetVersion) -> None:
+    """Every problem of the config against this dataset, reported at once before any work starts."""
+    problems = []
+    columns = parent.columns
+    named = {"split.group_column": [cfg.split.group_column] if cfg.split.group_column else [],
+             "missing.columns": cfg.missing.columns or []}
+    for key, wanted in named.items():
+        missing = [c for c in wanted if c not in columns]
+        if missing:
+            problems.append(f"{key}: {', '.join(missing)} is not a column of {parent.id}")
+    if cfg.split.enabled and cfg.split.validation + cfg.split.test >= 1:
+        problems.append("split.validation + split.test must leave rows for train (be below 1)")
+    if cfg.missing.policy == "fill" and cfg.missing.fill_value is None:
+        problems.append("missing.policy is fill but missing.fill_value is not set")
+    unknown = sorted(set(cfg.pii.entities) - set(ENTITY_TYPES))
+    if unknown:
+        problems.append(f"pii.entities: unknown type(s) {', '.join(unknown)}")
+    if problems:
+        raise InputError("the config does not fit this dataset:\n" + "\n".join(f"  {p}" for p in problems),
+                         f"its columns are: {', '.join(columns)}; known PII types: {', '.join(ENTITY_TYPES)}")
+
+
 def prepare(store: Store, ref: str, cfg: PrepConfig | None = None) -> DatasetVersion:
     """Run the configured steps on dataset `ref` and register the result as a new version."""
     cfg = cfg or PrepConfig()
     parent = store.get_dataset(ref)
+    check(cfg, parent)
     if parent.pii_redacted and cfg.pii.enabled:
         say(f"note: {parent.id} was already de-identified; detecting again")
     eval_inputs = _eval_inputs(store, parent, cfg) if cfg.leakage.enabled else {}
