@@ -150,9 +150,11 @@ def test_the_same_content_imported_twice_gets_the_same_id(store, tmp_path):
     second.parent.mkdir()
     second.write_bytes(first.read_bytes())
 
-    ids = {import_data(store, [str(path)]).version.id for path in (first, second, first)}
+    ids = {import_data(store, [str(path)], name="tickets").version.id for path in (first, second, first)}
 
     assert len(ids) == 1 and [v.id for v in store.list_datasets()] == list(ids)
+    renamed = import_data(store, [str(first)], name="tickets-eu").version
+    assert renamed.id not in ids and renamed.name == "tickets-eu"
 
 
 def test_same_rows_with_other_rejects_or_as_an_eval_set_are_distinct_versions(store, tmp_path):

@@ -6,6 +6,7 @@ is in pii_report.py, which prints the table quoted in docs/pii.md.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import sys
@@ -14,11 +15,11 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from pii_report import load_corpus, score  # noqa: E402  (tests/data is on sys.path)
+from pii_report import load_corpus, score  # tests/data is on sys.path
 
-from tunelab.data import pii  # noqa: E402
-from tunelab.data.pii import ENTITY_TYPES, PiiSpan, apply_pii, find_pii  # noqa: E402
-from tunelab.errors import InputError, TunelabError  # noqa: E402
+from tunelab.data import pii
+from tunelab.data.pii import ENTITY_TYPES, PiiSpan, apply_pii, find_pii
+from tunelab.errors import InputError, TunelabError
 
 # (precision, recall) floors, a margin below what was measured on 2026-11-25 (see docs/pii.md).
 FLOORS = {
@@ -65,7 +66,7 @@ def test_precision_and_recall_clear_the_floor(corpus, predicted, entity):
 def test_spans_are_sorted_and_never_overlap(corpus, predicted):
     for record, spans in zip(corpus, predicted):
         assert all(isinstance(s, PiiSpan) and 0 <= s.start < s.end <= len(record["text"]) for s in spans)
-        assert all(a.end <= b.start for a, b in zip(spans, spans[1:])), record["text"]
+        assert all(a.end <= b.start for a, b in itertools.pairwise(spans)), record["text"]
 
 
 def test_redact_replaces_every_value_with_its_type():

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.data import readers, shapes
-from tunelab.data.versions import SPLITS, VersionWriter, table_from_rows
+import polars as pl
+import pyarrow as pa
+
+from tunelab.data import fastpath, readers, shapes
+from tunelab.data.versions import SPLITS, VersionWriter, schema_for, table_from_rows
 from tunelab.errors import InputError
 from tunelab.progress import progress_bar
 from tunelab.records import DatasetVersion
@@ -57,7 +60,7 @@ class ImportResult:
 
 @dataclass
 class _FileResult:
-    rows: dict[str, list[dict[str, Any]]]
+    tables: dict[str, pa.Table]
     rejects: list[dict[str, Any]]
     notes: list[str]
 
@@ -74,22 +77,24 @@ def import_data(store: Store, paths: list[str], *, name: str | None = None, fmt:
             raise InputError(f"{source.path}: no such file or directory", "check the path")
     mapping = mapping or {}
     detection = _detect(sources, fmt, mapping, max_record_bytes)
-    columns: dict[str, None] = dict.fromkeys(shapes.fields_of(detection.kind))
-    rows: dict[str, list[dict[str, Any]]] = {}
+    parts: dict[str, list[pl.DataFrame]] = {}
     rejects: list[dict[str, Any]] = []
     notes: list[str] = []
     for source in sources:
         result = _read_source(source, detection.kind, mapping, max_record_bytes)
-        for split, split_rows in result.rows.items():
-            rows.setdefault(split, []).extend(split_rows)
-            for row in split_rows[:1000]:
-                columns.update(dict.fromkeys(row))
+        for split, table in result.tables.items():
+            parts.setdefault(split, []).append(pl.from_arrow(table))
         rejects.extend(result.rejects)
         notes.extend(result.notes)
     if strict and rejects:
         raise InputError(f"--strict: {len(rejects)} record(s) are invalid:\n" + _preview(rejects),
                          "fix them, or drop --strict to import the valid rows and keep the rest in a rejects file")
-    return _commit(store, sources, name, detection, rows, list(columns), rejects, notes, mapping, eval_set)
+    columns = list(dict.fromkeys([*shapes.fields_of(detection.kind),
+                                  *(c for frames in parts.values() for f in frames for c in f.columns)]))
+    schema = schema_for(detection.kind, columns)
+    tables = {split: pl.concat(frames, how="diagonal_relaxed").select(columns).to_arrow().cast(schema)
+              for split, frames in parts.items()}
+    return _commit(store, sources, name, detection, tables, rejects, notes, mapping, eval_set)
 
 
 def _detect(sources: list[Source], fmt: str, mapping: dict[str, str], limit: int) -> shapes.Detection:
@@ -112,20 +117,28 @@ def _detect(sources: list[Source], fmt: str, mapping: dict[str, str], limit: int
         raise InputError(f"{path}: no readable record in the first 1,000 ({len(unreadable):,} unreadable; "
                          f"{first.location}: {'; '.join(p.text() for p in first.problems)})",
                          "check the file's format and encoding")
-    unknown = [k for k in mapping if k not in columns and mapping[k] not in columns]
+    unknown = [k for k in mapping if k not in columns]
     if unknown:
         raise InputError(f"--map names column(s) {', '.join(unknown)} that {path} does not have",
                          f"its columns are: {', '.join(columns)}")
+    clashes = [f"{k}={v}" for k, v in mapping.items() if v in columns and v not in mapping]
+    if clashes:
+        raise InputError(f"--map {' '.join(clashes)} would overwrite a column {path} already has",
+                         "map that column away too (e.g. --map text=original_text), or drop the --map")
     return shapes.detect_kind(list(shapes.rename(dict(columns), mapping)), fmt)
 
 
 def _read_source(source: Source, kind: str, mapping: dict[str, str], limit: int) -> _FileResult:
     fmt = readers.detect_format(source.path)
+    clean = fastpath.read_clean(source.path, fmt, kind, mapping, limit)
+    if clean is not None:
+        if not clean.num_rows:
+            raise InputError(f"{source.path}: no records", "check the file")
+        return _FileResult({source.split or "train": clean}, [], [])
     records, file_notes = readers.read_records(source.path, fmt, limit)
     rows: dict[str, list[dict[str, Any]]] = {}
     rejects: list[dict[str, Any]] = []
-    total = source.path.stat().st_size if source.path.is_file() else None
-    with progress_bar(f"reading {source.path.name}", None if total is None else None) as advance:
+    with progress_bar(f"reading {source.path.name}", None) as advance:
         for n, raw in enumerate(records, start=1):
             problems = raw.problems
             if raw.record is not None:
@@ -133,12 +146,11 @@ def _read_source(source: Source, kind: str, mapping: dict[str, str], limit: int)
             if problems:
                 rejects.append(_reject(source.path, raw, problems))
             else:
-                split = source.split or (SPLIT_ALIASES.get(raw.split or "", raw.split) if raw.split else "train")
+                split = source.split or (SPLIT_ALIASES.get(raw.split, raw.split) if raw.split else "train")
                 rows.setdefault(split, []).append(row)
             if n % 10000 == 0:
                 advance(10000)
-    kept = sum(len(r) for r in rows.values())
-    if not kept:
+    if not any(rows.values()):
         if not rejects:
             raise InputError(f"{source.path}: no records (only blank lines or a header)", "check the file")
         raise InputError(f"{source.path}: all {len(rejects)} record(s) are invalid; the first problems:\n"
@@ -146,7 +158,13 @@ def _read_source(source: Source, kind: str, mapping: dict[str, str], limit: int)
     notes = [f"{source.path.name}: {n}" for n in file_notes.notes]
     if file_notes.blank_lines:
         notes.append(f"{source.path.name}: {file_notes.blank_lines} blank line(s) skipped")
-    return _FileResult(rows, rejects, notes)
+    tables = {split: _rows_table(split_rows, kind) for split, split_rows in rows.items()}
+    return _FileResult(tables, rejects, notes)
+
+
+def _rows_table(rows: list[dict[str, Any]], kind: str) -> pa.Table:
+    columns = list(dict.fromkeys([*shapes.fields_of(kind), *(key for row in rows for key in row)]))
+    return table_from_rows(rows, kind, columns)
 
 
 def _whole_file_hint(kind: str) -> str:
@@ -178,9 +196,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _identity(rejects: list[dict[str, Any]], eval_set: bool) -> dict[str, Any]:
-    """What besides the rows makes a version distinct: its rejects file and whether it is an eval set."""
-    identity: dict[str, Any] = {"rejects": len(rejects)}
+def _identity(name: str, rejects: list[dict[str, Any]], eval_set: bool) -> dict[str, Any]:
+    """What besides the rows makes a version distinct: its name, its rejects file, whether it is an eval set."""
+    identity: dict[str, Any] = {"name": name, "rejects": len(rejects)}
     if rejects:  # the same rows with other rejects need their own rejects.jsonl
         digest = hashlib.sha256()
         for reject in rejects:
@@ -193,12 +211,12 @@ def _identity(rejects: list[dict[str, Any]], eval_set: bool) -> dict[str, Any]:
 
 
 def _commit(store: Store, sources: list[Source], name: str | None, detection: shapes.Detection,
-            rows: dict[str, list[dict[str, Any]]], columns: list[str], rejects: list[dict[str, Any]],
-            notes: list[str], mapping: dict[str, str], eval_set: bool) -> ImportResult:
+            tables: dict[str, pa.Table], rejects: list[dict[str, Any]], notes: list[str], mapping: dict[str, str],
+            eval_set: bool) -> ImportResult:
     writer = VersionWriter(store)
+    name = name or sources[0].path.stem
+    kept = sum(t.num_rows for t in tables.values())
     try:
-        tables = {s: table_from_rows(rows[s], detection.kind, columns)
-                  for s in [*SPLITS, *sorted(set(rows) - set(SPLITS))] if s in rows}
         rejects_path = None
         if rejects:
             rejects_path = writer.file("rejects.jsonl")
@@ -206,13 +224,13 @@ def _commit(store: Store, sources: list[Source], name: str | None, detection: sh
                 for reject in rejects:
                     f.write(json.dumps(reject, ensure_ascii=False, default=str) + "\n")
         source_info = [{"file": str(s.path.resolve()), "sha256": _sha256(s.path), "split": s.split} for s in sources]
+        ordered = {s: tables[s] for s in [*SPLITS, *sorted(set(tables) - set(SPLITS))] if s in tables}
         version = writer.commit(
-            name=name or sources[0].path.stem, kind=detection.kind, tables=tables,
-            identity=_identity(rejects, eval_set), sources=source_info, rejected=len(rejects),
+            name=name, kind=detection.kind, tables=ordered, identity=_identity(name, rejects, eval_set), sources=source_info, rejected=len(rejects),
             rejects_path=str(rejects_path) if rejects_path else None, is_eval_set=eval_set,
             config={"format": detection.kind, "map": mapping},
-            steps=[{"name": "import", "rows_in": sum(map(len, rows.values())) + len(rejects),
-                    "rows_out": sum(map(len, rows.values())), "rejected": len(rejects), "notes": notes}],
+            steps=[{"name": "import", "rows_in": kept + len(rejects), "rows_out": kept, "rejected": len(rejects),
+                    "notes": notes}],
         )
     except BaseException:
         writer.discard()

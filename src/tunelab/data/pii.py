@@ -1,19 +1,18 @@
 """Find personal data (PII) offline with Microsoft Presidio, and redact or mask it.
 
-Pattern entities (e-mail, phone, card, IBAN, IP, SSN, URL) come from Presidio's regex/checksum recognizers;
-PERSON and LOCATION come from the spaCy `en_core_web_sm` NER model, read by Presidio's SpacyRecognizer.
-Nothing touches the network: the spaCy model is loaded from its installed package and handed to Presidio (whose
-own loader downloads missing models), and domains are checked against the public-suffix list bundled with
-tldextract instead of one fetched on first use. See docs/pii.md for the measured precision and recall.
-
-spaCy and Presidio are imported on first use, so importing this module stays cheap for the CLI and for the
-helper processes `find_pii` spawns.
+Pattern entities come from Presidio's regex/checksum recognizers; PERSON and LOCATION from the spaCy
+`en_core_web_sm` NER model, read by Presidio's SpacyRecognizer. Nothing touches the network: we load the spaCy
+model ourselves (Presidio's loader downloads missing ones), and domains are checked against the public-suffix list
+bundled with tldextract, not one fetched on first use. spaCy and Presidio are imported on first use, which keeps
+importing this module cheap for the CLI and for the helper processes. Measured quality and speed: docs/pii.md.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import multiprocessing
+import os
 import queue
 import re
 import sys
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tunelab.errors import InputError, TunelabError
+
+logger = logging.getLogger(__name__)
 
 ENTITY_TYPES: tuple[str, ...] = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
                                  "US_SSN", "URL", "PERSON", "LOCATION")
@@ -72,8 +73,10 @@ def find_pii(texts: Sequence[str], *, entities: Sequence[str] = ENTITY_TYPES, us
             progress(len(texts))
         return [[] for _ in texts]
     job = _Job(wanted, use_ner and bool(wanted & NER_ENTITIES), score_threshold)
-    helpers = workers - 1 if len(texts) >= _PARALLEL_MIN_TEXTS else 0
-    return _find_parallel(texts, job, helpers, progress) if helpers > 0 else _find_serial(texts, job, progress)
+    helpers = min(workers, os.cpu_count() or 1) - 1 if len(texts) >= _PARALLEL_MIN_TEXTS else 0
+    if multiprocessing.current_process().daemon:  # daemonic processes may not start children
+        helpers = 0
+    return _find_in_chunks(texts, job, max(helpers, 0), progress)
 
 
 def apply_pii(text: str, spans: Sequence[PiiSpan], action: Literal["redact", "mask"]) -> str:
@@ -133,8 +136,9 @@ class _Detector:
             candidates = _worth_checking(text, self.entities, {e.label_ for e in artifacts.entities})
             results = candidates and self.analyzer.analyze(
                 text=text, language="en", entities=candidates, nlp_artifacts=artifacts, score_threshold=floor)
-            spans = (_clean(text, PiiSpan(r.entity_type, r.start, r.end, r.score)) for r in results or [])
-            found.append(_resolve_overlaps(text, [s for s in spans if s and _confident(s, score_threshold)]))
+            spans = (_clean(text, PiiSpan(r.entity_type, r.start, r.end, r.score), score_threshold)
+                     for r in results or [])
+            found.append(_resolve_overlaps(text, [s for s in spans if s]))
         return found
 
 
@@ -154,12 +158,10 @@ def _worth_checking(text: str, entities: frozenset[str], ner_labels: set[str]) -
     return [e for e in entities if possible.get(e, e in ner_labels)]
 
 
-def _confident(span: PiiSpan, score_threshold: float) -> bool:
-    return span.score >= score_threshold - _THRESHOLD_OFFSET.get(span.entity, 0.0)
-
-
-def _clean(text: str, span: PiiSpan) -> PiiSpan | None:
+def _clean(text: str, span: PiiSpan, score_threshold: float) -> PiiSpan | None:
     """Fix the edges of a raw match, or reject it (None)."""
+    if span.score < score_threshold - _THRESHOLD_OFFSET.get(span.entity, 0.0):
+        return None
     if span.entity == "URL":
         return _clean_url(text, span)
     if span.entity == "PHONE_NUMBER" and len(_DIGITS.findall(text, span.start, span.end)) < _MIN_PHONE_DIGITS:
@@ -319,44 +321,37 @@ def _pattern_recognizers() -> dict[str, Callable[[], Any]]:
 # ---------------------------------------------------------------------------------------------- processes
 
 
-def _find_serial(texts: list[str], job: _Job, progress: Callable[[int], None] | None) -> list[list[PiiSpan]]:
-    detector = _detector(job.entities, job.use_ner)
-    found: list[list[PiiSpan]] = []
-    for start in range(0, len(texts), _CHUNK):
-        chunk = texts[start:start + _CHUNK]
-        found.extend(detector.find(chunk, job.score_threshold))
-        if progress:
-            progress(len(chunk))
-    return found
-
-
-def _find_parallel(texts: list[str], job: _Job, n_helpers: int,
-                   progress: Callable[[int], None] | None) -> list[list[PiiSpan]]:
+def _find_in_chunks(texts: list[str], job: _Job, n_helpers: int,
+                    progress: Callable[[int], None] | None) -> list[list[PiiSpan]]:
     """Split the texts into chunks that this process and `n_helpers` spawned helpers take as they get free.
 
-    The helpers start first (a second or two each); meanwhile this process builds its own detector and works
-    through chunks, so nobody waits for a helper that is still starting, and a short job loses nothing. A helper
-    that dies has its chunks done here.
+    The helpers start first (one to three seconds); meanwhile this process builds its own detector and works
+    through chunks, so nobody waits for a helper still starting. A helper that fails or dies is retired and its
+    chunks are done here.
     """
     chunks = [texts[i:i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
     results: list[list[list[PiiSpan]]] = [[] for _ in chunks]
     todo = deque(range(len(chunks)))
     ctx = multiprocessing.get_context("spawn")
-    inbox = ctx.Queue()
+    inbox = ctx.Queue() if n_helpers else None
     helpers = [_Helper(ctx, job, inbox, n) for n in range(n_helpers)]
+
+    def finished(index: int, spans: list[list[PiiSpan]]) -> None:
+        results[index] = spans
+        if progress:
+            progress(len(spans))
+
     try:
         detector = _detector(job.entities, job.use_ner)
         while todo or any(h.assigned for h in helpers):
-            for message in _drain(inbox, block=not todo):
-                _receive(message, helpers, results, progress)
+            for kind, helper_id, index, payload in _drain(inbox, block=not todo) if helpers else ():
+                if helpers[helper_id].receive(kind, index, payload, todo):
+                    finished(index, payload)
             for helper in helpers:
-                helper.check(todo)
                 helper.feed(todo, chunks)
             if todo:
                 index = todo.popleft()
-                results[index] = detector.find(chunks[index], job.score_threshold)
-                if progress:
-                    progress(len(chunks[index]))
+                finished(index, detector.find(chunks[index], job.score_threshold))
     finally:
         for helper in helpers:
             helper.stop()
@@ -370,22 +365,7 @@ def _drain(inbox: Any, block: bool) -> list[tuple]:
         while True:
             messages.append(inbox.get_nowait())
     except queue.Empty:
-        pass
-    return messages
-
-
-def _receive(message: tuple, helpers: list[_Helper], results: list, progress: Callable[[int], None] | None) -> None:
-    kind, helper_id, index, payload = message
-    helper = helpers[helper_id]
-    if kind == "error":
-        raise TunelabError(f"PII detection failed in a helper process: {payload}")
-    if kind == "ready":
-        helper.ready = True
-    elif index in helper.assigned:  # "done"
-        helper.assigned.remove(index)
-        results[index] = payload
-        if progress:
-            progress(len(payload))
+        return messages
 
 
 class _Helper:
@@ -398,23 +378,36 @@ class _Helper:
         self.process = ctx.Process(target=_helper_main, args=(job, self.tasks, inbox, helper_id), daemon=True)
         self.process.start()
 
+    def receive(self, kind: str, index: int | None, payload: Any, todo: deque[int]) -> bool:
+        """Take in one message from the process; True when it delivers the spans of an assigned chunk."""
+        if kind == "ready":
+            self.ready = True
+        elif kind == "error":
+            logger.warning("a PII helper process failed, carrying on without it: %s", payload)
+            self.retire(todo)
+        elif index in self.assigned:
+            self.assigned.remove(index)
+            return True
+        return False
+
     def feed(self, todo: deque[int], chunks: list[list[str]]) -> None:
+        if self.ready and not self.process.is_alive():
+            self.retire(todo)
         while self.ready and todo and len(self.assigned) < _HELPER_BACKLOG:
             index = todo.pop()  # from the back: the parent works from the front
             self.assigned.append(index)
             self.tasks.put((index, chunks[index]))
 
-    def check(self, todo: deque[int]) -> None:
-        if self.assigned and not self.process.is_alive():  # it died: its chunks go back to the parent
-            todo.extendleft(self.assigned)
-            self.assigned.clear()
-            self.ready = False
+    def retire(self, todo: deque[int]) -> None:
+        todo.extendleft(self.assigned)
+        self.assigned.clear()
+        self.ready = False
 
     def stop(self) -> None:
-        if self.ready and self.process.is_alive():
+        if self.ready:
             self.tasks.put(None)
             self.process.join(timeout=5)
-        if self.process.is_alive():  # still starting (the job was short) or stuck
+        if self.process.is_alive():  # still starting (the job was short), failed or stuck
             self.process.terminate()
             self.process.join()
 
@@ -430,5 +423,5 @@ def _helper_main(job: _Job, tasks: Any, inbox: Any, helper_id: int) -> None:
         inbox.put(("ready", helper_id, None, None))
         for index, texts in iter(tasks.get, None):
             inbox.put(("done", helper_id, index, detector.find(texts, job.score_threshold)))
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which carries on without this helper
         inbox.put(("error", helper_id, None, f"{type(exc).__name__}: {exc}"))

@@ -104,6 +104,8 @@ def _label(record: dict[str, Any], problems: list[Problem]) -> str:
     if isinstance(value, float) and math.isnan(value):
         problems.append(Problem("label", "NaN (not a number)", "one scalar label (string or number)"))
         return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1.0 and 1 are one class (pandas writes int columns with gaps as floats)
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, (list, dict)):
