@@ -42,7 +42,8 @@ def read_clean(path: Path, fmt: str, kind: str, mapping: dict[str, str], limit: 
 def _load(path: Path, fmt: str, limit: int) -> pa.Table | None:
     try:
         if fmt == "parquet":
-            return pq.read_table(path)
+            table = pq.read_table(path)
+            return table if _largest_row(table) <= limit else None
         data = path.read_bytes()
         if not data.endswith(b"\n") or data.startswith((b"\xef\xbb\xbf", b"\n")) or b"\n\n" in data or b"\r" in data:
             return None  # BOM, blank lines, CRLF: the record path reports them as notes
@@ -54,6 +55,18 @@ def _load(path: Path, fmt: str, limit: int) -> pa.Table | None:
         return table if table.num_rows == newlines.size else None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError):
         return None
+
+
+def _largest_row(table: pa.Table) -> int:
+    """Bytes of text in the largest row: a lower bound of its JSON size, enough to send big rows to the record path."""
+    sizes = [pc.binary_length(table.column(i)).fill_null(0) for i, f in enumerate(table.schema)
+             if f.type in _TEXT]
+    if not sizes or not table.num_rows:
+        return 0
+    total = sizes[0]
+    for size in sizes[1:]:
+        total = pc.add(total, size)
+    return int(pc.max(total).as_py() or 0)
 
 
 def _blank(column: pa.ChunkedArray) -> bool:
