@@ -47,7 +47,8 @@ def main() -> None:
 
 
 def render(results: dict) -> str:
-    lines = ["# Benchmarks", "", "Written by `make bench` (bench/run.py) from `bench/results.json`; do not edit by hand.",
+    lines = ["# Benchmarks", "",
+             "Written by `make bench` (bench/run.py) from `bench/results.json`; do not edit by hand.",
              "Ratios compare with a peer measured in the same run, on the same machine and data.", ""]
     for name, entry in results.items():
         lines += [f"## {name}", "", f"{entry['date']}, {entry['machine']}", "", f"Setting: {entry['setting']}", ""]

@@ -43,12 +43,15 @@ def _mapping(pairs: list[str]) -> dict[str, str]:
 
 @data_app.command("import")
 def data_import(
-    paths: Annotated[list[str], typer.Argument(help="Files or folders; SPLIT=PATH keeps a split (train, validation, test).")],
+    paths: Annotated[list[str], typer.Argument(help="Files or folders; SPLIT=PATH keeps a split (train, validation, "
+                                                   "test).")],
     name: Annotated[str | None, typer.Option(help="Dataset name (default: the first file's name).")] = None,
-    format: Annotated[str, typer.Option("--format", help="auto, chat, instruction, completion or classification.")] = "auto",
+    format: Annotated[str, typer.Option("--format", help="auto, chat, instruction, completion or "
+                                                     "classification.")] = "auto",
     map: Annotated[list[str] | None, typer.Option("--map", help="Rename a column: COLUMN=FIELD (repeatable).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on any bad record instead of rejecting it.")] = False,
-    eval_set: Annotated[bool, typer.Option("--eval-set", help="Register as an evaluation set (leakage checks).")] = False,
+    eval_set: Annotated[bool, typer.Option("--eval-set", help="Register as an evaluation set (leakage "
+                                                         "checks).")] = False,
     max_record_bytes: Annotated[int, typer.Option(help="Largest record accepted, in bytes.")] = 1_000_000,
     as_json: JsonFlag = False,
 ) -> None:

@@ -73,7 +73,8 @@ def _charts(version: DatasetVersion, tables: dict[str, pa.Table]) -> list[dict[s
                           f"at most {SAMPLE_ROWS:,} sampled rows per split."}]
     if version.kind == "classification":
         labels = _label_counts(tables)
-        charts.append({"title": "Labels", "src": _label_chart(labels, colors), "labels": _label_rows(labels, list(tables)),
+        charts.append({"title": "Labels", "src": _label_chart(labels, colors),
+                       "labels": _label_rows(labels, list(tables)),
                        "caption": "Rows per label and split (all rows)."})
     removed = _removed(version.steps)
     if removed:
@@ -205,7 +206,7 @@ def _samples(tables: dict[str, pa.Table], kind: str) -> list[dict[str, Any]]:
         picked = np.sort(np.random.default_rng(SEED).choice(table.num_rows, n, replace=False)) if n else []
         rows = table.take(pa.array(picked, type=pa.int64())).to_pylist()
         out.append({"split": split, "total": table.num_rows, "columns": table.column_names, "rows": [
-            (int(i), [_cell(row[c]) for c in table.column_names]) for i, row in zip(picked, rows)]})
+            (int(i), [_cell(row[c]) for c in table.column_names]) for i, row in zip(picked, rows, strict=True)]})
     return out
 
 

@@ -14,7 +14,8 @@ from tunelab.errors import InputError
 
 _FTFY = ftfy.TextFixerConfig(uncurl_quotes=False)  # repair mojibake, but keep the writer's typography
 # A lead byte of a UTF-8 sequence followed by a continuation byte, both decoded as cp1252/latin-1 ("Ã©", "â€™").
-_MOJIBAKE = "[\u00c2-\u00ef][\u0080-\u00bf\u20ac\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u017d\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u017e\u0178]"
+_MOJIBAKE = ("[\u00c2-\u00ef][\u0080-\u00bf\u20ac\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039"
+             "\u0152\u017d\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u017e\u0178]")
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\ufeff]"
 
 
@@ -27,7 +28,8 @@ def normalize_series(texts: pl.Series, fix_mojibake: bool = True) -> pl.Series:
         if fix_mojibake:  # ftfy is slow: only where UTF-8 read as cp1252/latin-1 leaves its signature
             suspicious = subset.str.contains(_MOJIBAKE).fill_null(False)
             if suspicious.any():
-                fixed = subset.filter(suspicious).map_elements(lambda t: ftfy.fix_text(t, _FTFY), return_dtype=pl.String)
+                fixed = subset.filter(suspicious).map_elements(lambda t: ftfy.fix_text(t, _FTFY),
+                                                               return_dtype=pl.String)
                 subset = subset.scatter(suspicious.arg_true(), fixed)
         texts = texts.scatter(rows, subset.str.normalize("NFC"))
     return (texts.str.replace_all(r"\r\n?", "\n")

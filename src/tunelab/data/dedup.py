@@ -30,7 +30,8 @@ def resolve_clusters(df: pl.DataFrame, kind: str, conflicts: str, what: str) -> 
     ranked = ranked.sort(["_prio", "_src", "_row"])
     eligible = pl.lit(True)
     if kind == "classification":
-        ranked = ranked.with_columns((in_cluster & (pl.col("label").n_unique().over("_cluster") > 1)).alias("_conflict"))
+        several_labels = pl.col("label").n_unique().over("_cluster") > 1
+        ranked = ranked.with_columns((in_cluster & several_labels).alias("_conflict"))
         if conflicts == "drop":
             eligible = ~pl.col("_conflict")
         elif conflicts == "majority":

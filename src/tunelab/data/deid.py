@@ -37,7 +37,7 @@ def deidentify(df: pl.DataFrame, kind: str, cfg: PiiConfig, group_column: str | 
         marked = df.with_columns(flagged)
         out, dropped = marked.filter(~pl.col("_pii")).drop("_pii"), marked.filter(pl.col("_pii"))
         return StepResult(_pseudonymise(out, group_column), stats, reasons(dropped, "contains personal data"))
-    redacted = [apply_pii(t, found, cfg.action) if found else t for t, found in zip(texts, spans)]
+    redacted = [apply_pii(t, found, cfg.action) if found else t for t, found in zip(texts, spans, strict=True)]
     out = unflatten(df, flat, pl.Series(redacted, dtype=pl.String))
     return StepResult(_pseudonymise(out, group_column), stats)
 

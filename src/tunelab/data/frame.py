@@ -93,7 +93,8 @@ def unflatten(df: pl.DataFrame, flat: Flat, texts: pl.Series) -> pl.DataFrame:
     for column, count in flat.parts:
         values = texts.slice(offset, count)
         if column == "messages":
-            exploded = df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), pl.col("messages")).explode("messages")
+            index = pl.int_range(pl.len(), dtype=pl.Int64).alias("_i")
+            exploded = df.select(index, pl.col("messages")).explode("messages")
             rebuilt = exploded.select(
                 "_i", pl.struct(exploded["messages"].struct.field("role"), values.alias("content")).alias("messages")
             ).group_by("_i", maintain_order=True).agg(pl.col("messages"))

@@ -174,7 +174,8 @@ def _whole_file_hint(kind: str) -> str:
 
 def _reject(path: Path, raw: readers.RawRecord, problems: list[readers.Problem]) -> dict[str, Any]:
     number = raw.location.rsplit(" ", 1)[-1]
-    return {"file": str(path), "location": raw.location, "line": int(number) if raw.location.startswith("line") else None,
+    line = int(number) if raw.location.startswith("line") else None
+    return {"file": str(path), "location": raw.location, "line": line,
             "record": raw.raw, "reasons": [p.text() for p in problems],
             "problems": [{"field": p.field, "problem": p.problem, "expected": p.expected} for p in problems]}
 
@@ -226,7 +227,8 @@ def _commit(store: Store, sources: list[Source], name: str | None, detection: sh
         source_info = [{"file": str(s.path.resolve()), "sha256": _sha256(s.path), "split": s.split} for s in sources]
         ordered = {s: tables[s] for s in [*SPLITS, *sorted(set(tables) - set(SPLITS))] if s in tables}
         version = writer.commit(
-            name=name, kind=detection.kind, tables=ordered, identity=_identity(name, rejects, eval_set), sources=source_info, rejected=len(rejects),
+            name=name, kind=detection.kind, tables=ordered, identity=_identity(name, rejects, eval_set),
+            sources=source_info, rejected=len(rejects),
             rejects_path=str(rejects_path) if rejects_path else None, is_eval_set=eval_set,
             config={"format": detection.kind, "map": mapping},
             steps=[{"name": "import", "rows_in": kept + len(rejects), "rows_out": kept, "rejected": len(rejects),

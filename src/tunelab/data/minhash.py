@@ -25,7 +25,7 @@ _MULT = np.uint64(0x100000001B3)
 
 def _prepare(texts: Sequence[str] | pa.Array) -> pa.Array:
     """Lowercase and squeeze whitespace so shingles see the words, not the layout."""
-    array = pa.array(texts, type=pa.large_string()) if not isinstance(texts, pa.Array) else texts.cast(pa.large_string())
+    array = texts.cast(pa.large_string()) if isinstance(texts, pa.Array) else pa.array(texts, type=pa.large_string())
     array = pc.utf8_lower(array.fill_null(""))
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(array, r"\s+", " "))
 

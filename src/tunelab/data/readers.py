@@ -70,7 +70,8 @@ def detect_format(path: Path) -> str:
     return "tsv" if b"\t" in head.split(b"\n", 1)[0] else "csv"
 
 
-def read_records(path: Path, fmt: str, max_record_bytes: int = MAX_RECORD_BYTES) -> tuple[Iterator[RawRecord], FileNotes]:
+def read_records(path: Path, fmt: str,
+                 max_record_bytes: int = MAX_RECORD_BYTES) -> tuple[Iterator[RawRecord], FileNotes]:
     notes = FileNotes()
     if fmt in ("parquet", "hf-disk"):
         return _table_records(_load_table(path, fmt), max_record_bytes), notes
@@ -198,7 +199,7 @@ def _csv_records(path: Path, lines: _Lines, delimiter: str, notes: FileNotes, li
         elif sum(len(c) for c in cells) > limit // 4 and len(delimiter.join(cells).encode()) > limit:
             yield RawRecord(where, None, None, [_oversize(len(delimiter.join(cells).encode()), limit)])
         else:
-            yield RawRecord(where, dict(zip(header, cells)), cells)
+            yield RawRecord(where, dict(zip(header, cells, strict=True)), cells)
 
 
 def _csv_header(path: Path, reader: Any, lines: _Lines) -> list[str]:
@@ -213,7 +214,8 @@ def _csv_header(path: Path, reader: Any, lines: _Lines) -> list[str]:
     header = [h.strip() for h in header]
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes or not all(header):
-        raise InputError(f"{path}: the header has {'duplicate names ' + ', '.join(dupes) if dupes else 'an empty name'}",
+        what = "duplicate names " + ", ".join(dupes) if dupes else "an empty name"
+        raise InputError(f"{path}: the header has {what}",
                          "a first line with one distinct name per column")
     return header
 

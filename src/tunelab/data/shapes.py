@@ -109,7 +109,8 @@ def _label(record: dict[str, Any], problems: list[Problem]) -> str:
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, (list, dict)):
-        problems.append(Problem("label", f"{_type_name(value)} ({_short(value)})", "one scalar label (string or number)"))
+        problems.append(Problem("label", f"{_type_name(value)} ({_short(value)})",
+                                "one scalar label (string or number)"))
         return ""
     return _text(record, "label", problems)
 

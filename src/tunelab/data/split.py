@@ -33,7 +33,8 @@ def split(df: pl.DataFrame, kind: str, cfg: SplitConfig) -> StepResult:
     train = df.filter(pl.col("_split") == "train")
     group = pl.col(cfg.group_column).fill_null("") if cfg.group_column else pl.col("_row").cast(pl.String)
     stratum = pl.col("label") if (kind == "classification" and cfg.stratify) else pl.lit("")
-    groups = train.group_by(group.alias("_group")).agg(pl.len().alias("size"), stratum.mode().sort().first().alias("_stratum"))
+    groups = train.group_by(group.alias("_group")).agg(pl.len().alias("size"),
+                                                       stratum.mode().sort().first().alias("_stratum"))
     groups = groups.sort("_group")
     assigned = _assign(groups, targets, cfg.seed)
     train = train.with_columns(group.alias("_group")).join(assigned, on="_group", how="left")

@@ -108,7 +108,8 @@ class Store:
                 known = s.scalars(select(DatasetRow.name).distinct()).all()
                 raise NotFoundError(
                     f"no dataset {ref!r}",
-                    f"known datasets: {', '.join(sorted(known))}" if known else "import one with `tunelab data import PATH`",
+                    f"known datasets: {', '.join(sorted(known))}" if known
+                    else "import one with `tunelab data import PATH`",
                 )
             return _to_version(row)
 
