@@ -3,6 +3,7 @@
     .venv/bin/python tests/data/pii_report.py            # the table, with NER
     .venv/bin/python tests/data/pii_report.py --no-ner   # pattern recognizers only
     .venv/bin/python tests/data/pii_report.py --errors   # also list every miss and false alarm
+    .venv/bin/python tests/data/pii_report.py --speed /work/shared/data/sms_spam/SMSSpamCollection [--no-ner]
 
 Matching rule: a predicted span is a true positive when it overlaps (shares at least one character with) a gold
 span of the same entity type. Precision = matched predictions / predictions; recall = gold spans overlapped by
@@ -15,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +55,7 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
 def score(records: list[dict], predictions: list[list], entities: tuple[str, ...]) -> dict[str, Score]:
     """Score predictions (lists of PiiSpan, one per record) against the gold spans, per entity type."""
     scores = {e: Score(e) for e in entities}
-    for record, predicted in zip(records, predictions):
+    for record, predicted in zip(records, predictions, strict=True):
         gold = [(g["type"], g["start"], g["end"]) for g in record["entities"] if g["type"] in scores]
         for kind, start, end in gold:
             scores[kind].support += 1
@@ -70,7 +73,7 @@ def score_any_type(records: list[dict], predictions: list[list], entities: tuple
     """Type-blind version: does a prediction of any type touch each gold span? This is what matters when every
     type is redacted, since a city taken for a name still disappears."""
     total = Score("any type")
-    for record, predicted in zip(records, predictions):
+    for record, predicted in zip(records, predictions, strict=True):
         gold = [(g["start"], g["end"]) for g in record["entities"] if g["type"] in entities]
         total.support += len(gold)
         total.found_gold += sum(any(_overlaps((p.start, p.end), g) for p in predicted) for g in gold)
@@ -82,7 +85,7 @@ def score_any_type(records: list[dict], predictions: list[list], entities: tuple
 def errors(records: list[dict], predictions: list[list]) -> list[str]:
     """One line per missed gold span and per prediction that matches no gold span of its type."""
     lines = []
-    for record, predicted in zip(records, predictions):
+    for record, predicted in zip(records, predictions, strict=True):
         text = record["text"]
         for g in record["entities"]:
             if not any(p.entity == g["type"] and _overlaps((p.start, p.end), (g["start"], g["end"]))
@@ -102,6 +105,29 @@ def table(scores: dict[str, Score]) -> str:
     return "\n".join(rows)
 
 
+def speed(path: Path, rows: int, use_ner: bool, workers: int | None) -> None:
+    """Rows per second of find_pii on the first `rows` lines of a text file (for a TSV, its last column).
+
+    Each `workers` setting runs in a fresh process, as the CLI does: the first call includes starting up
+    (imports, model, helper processes), the second shows what a long-running process gets.
+    """
+    if workers is None:
+        for n in (1, 2):
+            subprocess.run([sys.executable, __file__, "--speed", str(path), "--rows", str(rows), "--workers", str(n),
+                            *([] if use_ner else ["--no-ner"])], check=True)
+        return
+    from tunelab.data.pii import find_pii
+
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[1:]
+    texts = [line.split("\t")[-1] for line in lines][:rows]
+    for call in ("first call", "second call"):
+        start = time.perf_counter()
+        find_pii(texts, use_ner=use_ner, workers=workers)
+        elapsed = time.perf_counter() - start
+        print(f"{len(texts)} texts, NER {'on' if use_ner else 'off'}, workers={workers}, {call:<11}: "
+              f"{elapsed:5.1f} s, {len(texts) / elapsed:6,.0f} rows/s", flush=True)
+
+
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
     from tunelab.data.pii import ENTITY_TYPES, NER_ENTITIES, find_pii
@@ -109,7 +135,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-ner", action="store_true", help="pattern recognizers only")
     parser.add_argument("--errors", action="store_true", help="list misses and false alarms")
+    parser.add_argument("--speed", type=Path, metavar="FILE", help="time find_pii on this file instead")
+    parser.add_argument("--rows", type=int, default=5000, help="texts to time with --speed")
+    parser.add_argument("--workers", type=int, help="with --speed: only this setting, in this process")
     args = parser.parse_args()
+    if args.speed:
+        return speed(args.speed, args.rows, not args.no_ner, args.workers)
     records = load_corpus()
     entities = tuple(e for e in ENTITY_TYPES if not (args.no_ner and e in NER_ENTITIES))
     predictions = find_pii([r["text"] for r in records], use_ner=not args.no_ner, workers=1)

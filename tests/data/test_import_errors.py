@@ -342,7 +342,8 @@ def test_cli_empty_file_exits_2_with_error_and_hint_naming_the_file(cli, tmp_pat
     run = cli("data", "import", str(path))
 
     assert run.returncode == 2 and run.stdout == ""
-    assert run.stderr == f"error: {path}: the file is empty\nhint: check the path; an import needs at least one record\n"
+    hint = "hint: check the path; an import needs at least one record"
+    assert run.stderr == f"error: {path}: the file is empty\n{hint}\n"
 
 
 def test_cli_missing_path_exits_2_without_traceback(cli, tmp_path):

@@ -10,12 +10,14 @@ import itertools
 import os
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+sys.path.insert(0, str(Path(__file__).parent))
 
-from pii_report import load_corpus, score  # tests/data is on sys.path
+from pii_report import load_corpus, score  # the scorer next to this file
 
 from tunelab.data import pii
 from tunelab.data.pii import ENTITY_TYPES, PiiSpan, apply_pii, find_pii
@@ -30,7 +32,7 @@ FLOORS = {
     "IP_ADDRESS": (0.95, 0.95),  # 1.00 / 1.00
     "US_SSN": (0.95, 0.95),  # 1.00 / 1.00
     "URL": (0.95, 0.95),  # 1.00 / 1.00
-    "PERSON": (0.75, 0.75),  # 0.85 / 0.84
+    "PERSON": (0.75, 0.75),  # 0.86 / 0.84
     "LOCATION": (0.85, 0.50),  # 0.93 / 0.58
 }
 PATTERN_TYPES = tuple(e for e in ENTITY_TYPES if e not in pii.NER_ENTITIES)
@@ -64,7 +66,7 @@ def test_precision_and_recall_clear_the_floor(corpus, predicted, entity):
 
 
 def test_spans_are_sorted_and_never_overlap(corpus, predicted):
-    for record, spans in zip(corpus, predicted):
+    for record, spans in zip(corpus, predicted, strict=True):
         assert all(isinstance(s, PiiSpan) and 0 <= s.start < s.end <= len(record["text"]) for s in spans)
         assert all(a.end <= b.start for a, b in itertools.pairwise(spans)), record["text"]
 
@@ -131,15 +133,19 @@ def test_only_the_requested_entities_are_returned():
 def test_progress_counts_every_text():
     seen = []
     find_pii(["a b c"] * 450, use_ner=False, workers=1, progress=seen.append)
-    assert sum(seen) == 450 and len(seen) == 3
+    assert sum(seen) == 450 and len(seen) > 1  # reported as chunks finish, not once at the end
 
 
-def test_helper_processes_give_the_same_answer():
+def test_helper_processes_give_the_same_answer(monkeypatch):
+    monkeypatch.setitem(pii._PARALLEL_MIN_TEXTS, False, 1000)  # helpers for pattern-only detection, cheap to start
     texts = [f"row {i}: mail user{i}@example.com or call 415-555-{i % 10000:04d}" for i in range(2400)]
+    pii._DETECTORS.clear()
     seen = []
-    parallel = find_pii(texts, use_ner=False, workers=2, progress=seen.append)
-    assert parallel == find_pii(texts, use_ner=False, workers=1)
-    assert sum(seen) == len(texts) and all(len(spans) == 2 for spans in parallel)
+    helpers_only = find_pii(texts, use_ner=False, workers=2, progress=seen.append)  # no detector here yet
+    assert (frozenset(PATTERN_TYPES), False) not in pii._DETECTORS
+    serial = find_pii(texts, use_ner=False, workers=1)
+    assert helpers_only == serial and find_pii(texts, use_ner=False, workers=2) == serial  # now this one helps
+    assert sum(seen) == len(texts) and all(len(spans) == 2 for spans in serial)
 
 
 def test_bad_arguments_are_input_errors():
@@ -165,8 +171,9 @@ def test_detection_never_opens_a_network_connection(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)  # name lookups come first
-    for cached in (pii._detector, pii._offline_tld, pii._pattern_recognizers):
-        cached.cache_clear()  # rebuild everything, the e-mail domain check included
+    pii._DETECTORS.clear()  # rebuild everything, the e-mail domain check included
+    pii._offline_tld.cache_clear()
+    pii._pattern_recognizers.cache_clear()
     (spans,) = find_pii(["mail jon@example.co.uk or see www.example.org"], workers=1)
     assert [s.entity for s in spans] == ["EMAIL_ADDRESS", "URL"]
     assert attempts == []

@@ -39,10 +39,13 @@ _NOT_NEEDED_FOR_NER = ["tok2vec", "tagger", "parser", "senter", "attribute_ruler
 _THRESHOLD_OFFSET = {"PHONE_NUMBER": 0.1}
 # libphonenumber accepts 5-6 digit local numbers (Germany, Israel); in text those are order numbers and codes.
 _MIN_PHONE_DIGITS = 7
-_CHUNK = 200  # texts per unit of work: small enough to keep helpers busy, large enough for nlp.pipe
-_PARALLEL_MIN_TEXTS = 2000  # below this one process is done before a helper would be ready
+_CHUNK = 100  # texts per unit of work: small enough to share the last ones out evenly, large enough for nlp.pipe
+# Texts needed before helpers pay off (they take about two seconds to start); keyed by use_ner.
+_PARALLEL_MIN_TEXTS = {True: 2_000, False: 25_000}
 _HELPER_BACKLOG = 2  # chunks queued per helper, so it never waits for the busy parent to hand out work
 _DIGITS = re.compile(r"\d")
+_DOMAIN_DOT = re.compile(r"\.[^\W\d_]{2}")  # a dot before a top-level domain
+_DIGIT_DOT = re.compile(r"\d\.\d")
 _NAME_EDGE = " \t\n.,;:!?'\"()[]<>"
 _URL_TAIL = " \t\n.,;:!?'\")"
 _URL_STOP = frozenset(" \t\n\r<>\"'()[]{}|\\^`")
@@ -62,9 +65,9 @@ def find_pii(texts: Sequence[str], *, entities: Sequence[str] = ENTITY_TYPES, us
     """One list of non-overlapping spans per input text, same order. progress(n) is called with the number of
     texts just finished.
 
-    use_ner=False skips PERSON and LOCATION and loads no model. `workers` counts processes, this one included:
-    with workers > 1 and at least 2,000 texts, spawned helpers share the work (so a calling script needs the
-    usual `if __name__ == "__main__":` guard).
+    use_ner=False skips PERSON and LOCATION and loads no model. `workers` caps the processes doing the work:
+    with more than one and enough texts (2,000 with NER, 25,000 without), spawned helpers share it, so a calling
+    script needs the usual `if __name__ == "__main__":` guard.
     """
     wanted = _check_entities(entities, use_ner)
     texts = list(texts)
@@ -73,10 +76,11 @@ def find_pii(texts: Sequence[str], *, entities: Sequence[str] = ENTITY_TYPES, us
             progress(len(texts))
         return [[] for _ in texts]
     job = _Job(wanted, use_ner and bool(wanted & NER_ENTITIES), score_threshold)
-    helpers = min(workers, os.cpu_count() or 1) - 1 if len(texts) >= _PARALLEL_MIN_TEXTS else 0
-    if multiprocessing.current_process().daemon:  # daemonic processes may not start children
-        helpers = 0
-    return _find_in_chunks(texts, job, max(helpers, 0), progress)
+    processes = min(workers, os.cpu_count() or 1)
+    if processes < 2 or len(texts) < _PARALLEL_MIN_TEXTS[job.use_ner] or multiprocessing.current_process().daemon:
+        return _find_in_chunks(texts, job, 0, progress)
+    # This process joins in only if its detector is built: loading one here would cost more than a helper.
+    return _find_in_chunks(texts, job, processes - ((job.entities, job.use_ner) in _DETECTORS), progress)
 
 
 def apply_pii(text: str, spans: Sequence[PiiSpan], action: Literal["redact", "mask"]) -> str:
@@ -118,6 +122,8 @@ class _Detector:
     """A Presidio analyzer restricted to the requested entities, fed by spaCy's batched `nlp.pipe`."""
 
     def __init__(self, entities: frozenset[str], use_ner: bool) -> None:
+        # Importing Presidio probes torch for CUDA and, on a GPU machine, takes GPU memory; spaCy runs on the CPU.
+        os.environ.setdefault("PRESIDIO_DEVICE", "cpu")
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
@@ -138,7 +144,7 @@ class _Detector:
                 text=text, language="en", entities=candidates, nlp_artifacts=artifacts, score_threshold=floor)
             spans = (_clean(text, PiiSpan(r.entity_type, r.start, r.end, r.score), score_threshold)
                      for r in results or [])
-            found.append(_resolve_overlaps(text, [s for s in spans if s]))
+            found.append(_resolve_overlaps([s for s in spans if s]))
         return found
 
 
@@ -148,12 +154,12 @@ def _worth_checking(text: str, entities: frozenset[str], ner_labels: set[str]) -
     digits = len(_DIGITS.findall(text))
     possible = {
         "EMAIL_ADDRESS": "@" in text,
-        "URL": "." in text,
+        "URL": _DOMAIN_DOT.search(text) is not None,
         "PHONE_NUMBER": digits >= _MIN_PHONE_DIGITS,
         "CREDIT_CARD": digits >= 12,
         "IBAN_CODE": digits >= 4,
         "US_SSN": digits >= 9,
-        "IP_ADDRESS": ":" in text or ("." in text and digits >= 4),
+        "IP_ADDRESS": ":" in text or (digits >= 4 and _DIGIT_DOT.search(text) is not None),
     }
     return [e for e in entities if possible.get(e, e in ner_labels)]
 
@@ -166,7 +172,12 @@ def _clean(text: str, span: PiiSpan, score_threshold: float) -> PiiSpan | None:
         return _clean_url(text, span)
     if span.entity == "PHONE_NUMBER" and len(_DIGITS.findall(text, span.start, span.end)) < _MIN_PHONE_DIGITS:
         return None
-    return _trim(text, span, _NAME_EDGE if span.entity in NER_ENTITIES else " \t\n")
+    junk, start, end = _NAME_EDGE if span.entity in NER_ENTITIES else " \t\n", span.start, span.end
+    while end > start and text[end - 1] in junk:
+        end -= 1
+    while start < end and text[start] in junk:
+        start += 1
+    return PiiSpan(span.entity, start, end, span.score) if end > start else None
 
 
 def _clean_url(text: str, span: PiiSpan) -> PiiSpan | None:
@@ -189,55 +200,31 @@ def _clean_url(text: str, span: PiiSpan) -> PiiSpan | None:
     return PiiSpan(span.entity, start, end, span.score)
 
 
-def _trim(text: str, span: PiiSpan, junk: str) -> PiiSpan:
-    start, end = span.start, span.end
-    while end > start and text[end - 1] in junk:
-        end -= 1
-    while start < end and text[start] in junk:
-        start += 1
-    return span if (start, end) == (span.start, span.end) else PiiSpan(span.entity, start, end, span.score)
+def _resolve_overlaps(spans: list[PiiSpan]) -> list[PiiSpan]:
+    """Non-overlapping spans, sorted by start; a span overlapping one kept before it is dropped.
 
-
-def _resolve_overlaps(text: str, spans: list[PiiSpan]) -> list[PiiSpan]:
-    """Non-overlapping spans, sorted by start.
-
-    Pattern matches beat NER spans whatever the scores: Presidio gives every NER entity a flat 0.85, and the
-    small model does tag URLs and IPv6 groups as names or places. Among pattern matches the higher score wins (a
-    validated e-mail scores 1.0, so the URL-looking domain inside it loses), then the longer span. A pattern match
-    that overlaps a winner is dropped, all or nothing; an NER span is clipped to its part outside the winners,
-    so a name written next to an e-mail address is still caught.
+    Pattern matches come first whatever the scores: Presidio gives every NER entity a flat 0.85, and the small
+    model does tag URLs and IPv6 groups as names or places. Then the higher score (a validated e-mail scores 1.0,
+    so the URL-looking domain inside it loses), then the longer span.
     """
     kept: list[PiiSpan] = []
     for span in sorted(spans, key=lambda s: (s.entity in NER_ENTITIES, -s.score, s.start - s.end, s.start)):
-        overlaps = [k for k in kept if k.start < span.end and span.start < k.end]
-        if overlaps and span.entity in NER_ENTITIES:
-            span = _clip(text, span, overlaps)
-        elif overlaps:
-            continue
-        if span is not None and span.end > span.start:
+        if all(k.end <= span.start or span.end <= k.start for k in kept):
             kept.append(span)
     return sorted(kept, key=lambda s: s.start)
-
-
-def _clip(text: str, span: PiiSpan, winners: list[PiiSpan]) -> PiiSpan | None:
-    """The longest part of `span` outside `winners`, trimmed; None when no letter is left."""
-    pieces, pos = [], span.start
-    for cut_start, cut_end in sorted((max(w.start, span.start), min(w.end, span.end)) for w in winners):
-        pieces.append((pos, cut_start))
-        pos = max(pos, cut_end)
-    pieces.append((pos, span.end))
-    start, end = max(pieces, key=lambda p: p[1] - p[0])
-    part = _trim(text, PiiSpan(span.entity, start, max(start, end), span.score), _NAME_EDGE)
-    return part if any(c.isalpha() for c in text[part.start:part.end]) else None
 
 
 # ---------------------------------------------------------------------------------------------- building
 
 
-@functools.lru_cache(maxsize=4)
+_DETECTORS: dict[tuple[frozenset[str], bool], _Detector] = {}
+
+
 def _detector(entities: frozenset[str], use_ner: bool) -> _Detector:
-    """Built once per process and settings: loading the model and the recognizers takes seconds."""
-    return _Detector(entities, use_ner)
+    """Built once per process and settings: importing Presidio and loading the model take seconds."""
+    if (entities, use_ner) not in _DETECTORS:
+        _DETECTORS[entities, use_ner] = _Detector(entities, use_ner)
+    return _DETECTORS[entities, use_ner]
 
 
 def _load_spacy(use_ner: bool) -> Any:
@@ -323,11 +310,9 @@ def _pattern_recognizers() -> dict[str, Callable[[], Any]]:
 
 def _find_in_chunks(texts: list[str], job: _Job, n_helpers: int,
                     progress: Callable[[int], None] | None) -> list[list[PiiSpan]]:
-    """Split the texts into chunks that this process and `n_helpers` spawned helpers take as they get free.
-
-    The helpers start first (one to three seconds); meanwhile this process builds its own detector and works
-    through chunks, so nobody waits for a helper still starting. A helper that fails or dies is retired and its
-    chunks are done here.
+    """Split the texts into chunks that `n_helpers` spawned processes, and this one if its detector is already
+    built, take as they get free. Nobody waits for a helper still starting (one to three seconds), and the
+    chunks of a helper that fails or dies go back on the pile, for this process if no helper is left.
     """
     chunks = [texts[i:i + _CHUNK] for i in range(0, len(texts), _CHUNK)]
     results: list[list[list[PiiSpan]]] = [[] for _ in chunks]
@@ -335,6 +320,7 @@ def _find_in_chunks(texts: list[str], job: _Job, n_helpers: int,
     ctx = multiprocessing.get_context("spawn")
     inbox = ctx.Queue() if n_helpers else None
     helpers = [_Helper(ctx, job, inbox, n) for n in range(n_helpers)]
+    detector = _DETECTORS.get((job.entities, job.use_ner))
 
     def finished(index: int, spans: list[list[PiiSpan]]) -> None:
         results[index] = spans
@@ -342,14 +328,15 @@ def _find_in_chunks(texts: list[str], job: _Job, n_helpers: int,
             progress(len(spans))
 
     try:
-        detector = _detector(job.entities, job.use_ner)
         while todo or any(h.assigned for h in helpers):
-            for kind, helper_id, index, payload in _drain(inbox, block=not todo) if helpers else ():
+            work_here = bool(todo) and (detector is not None or not any(h.usable() for h in helpers))
+            for kind, helper_id, index, payload in _drain(inbox, block=not work_here) if helpers else ():
                 if helpers[helper_id].receive(kind, index, payload, todo):
                     finished(index, payload)
             for helper in helpers:
                 helper.feed(todo, chunks)
-            if todo:
+            if todo and work_here:
+                detector = detector or _detector(job.entities, job.use_ner)
                 index = todo.popleft()
                 finished(index, detector.find(chunks[index], job.score_threshold))
     finally:
@@ -361,7 +348,7 @@ def _find_in_chunks(texts: list[str], job: _Job, n_helpers: int,
 def _drain(inbox: Any, block: bool) -> list[tuple]:
     messages = []
     try:
-        messages.append(inbox.get(timeout=1.0) if block else inbox.get_nowait())
+        messages.append(inbox.get(timeout=0.5) if block else inbox.get_nowait())
         while True:
             messages.append(inbox.get_nowait())
     except queue.Empty:
@@ -374,9 +361,12 @@ class _Helper:
     def __init__(self, ctx: Any, job: _Job, inbox: Any, helper_id: int) -> None:
         self.tasks = ctx.Queue()
         self.assigned: list[int] = []
-        self.ready = False
+        self.ready = self.retired = False
         self.process = ctx.Process(target=_helper_main, args=(job, self.tasks, inbox, helper_id), daemon=True)
         self.process.start()
+
+    def usable(self) -> bool:
+        return not self.retired and self.process.is_alive()
 
     def receive(self, kind: str, index: int | None, payload: Any, todo: deque[int]) -> bool:
         """Take in one message from the process; True when it delivers the spans of an assigned chunk."""
@@ -391,9 +381,9 @@ class _Helper:
         return False
 
     def feed(self, todo: deque[int], chunks: list[list[str]]) -> None:
-        if self.ready and not self.process.is_alive():
+        if not self.retired and not self.process.is_alive():
             self.retire(todo)
-        while self.ready and todo and len(self.assigned) < _HELPER_BACKLOG:
+        while self.ready and not self.retired and todo and len(self.assigned) < _HELPER_BACKLOG:
             index = todo.pop()  # from the back: the parent works from the front
             self.assigned.append(index)
             self.tasks.put((index, chunks[index]))
@@ -401,19 +391,17 @@ class _Helper:
     def retire(self, todo: deque[int]) -> None:
         todo.extendleft(self.assigned)
         self.assigned.clear()
-        self.ready = False
+        self.retired = True
 
     def stop(self) -> None:
-        if self.ready:
-            self.tasks.put(None)
-            self.process.join(timeout=5)
-        if self.process.is_alive():  # still starting (the job was short), failed or stuck
-            self.process.terminate()
-            self.process.join()
+        """Kill the process: it holds nothing worth a clean exit, which would take the interpreter half a second
+        to tear down spaCy; and it may still be starting when the job was short."""
+        self.process.terminate()
+        self.process.join()
 
 
 def _helper_main(job: _Job, tasks: Any, inbox: Any, helper_id: int) -> None:
-    """Entry point of a helper process: build the detector once, then serve chunks until told to stop."""
+    """Entry point of a helper process: build the detector once, then serve chunks until the parent ends it."""
     # Presidio imports transformers and torch for engines we never use (3 s and 350 MB per process); keep them
     # out of this process unless something imported them already.
     for module in ("torch", "transformers"):
@@ -421,7 +409,8 @@ def _helper_main(job: _Job, tasks: Any, inbox: Any, helper_id: int) -> None:
     try:
         detector = _detector(job.entities, job.use_ner)
         inbox.put(("ready", helper_id, None, None))
-        for index, texts in iter(tasks.get, None):
+        while True:
+            index, texts = tasks.get()
             inbox.put(("done", helper_id, index, detector.find(texts, job.score_threshold)))
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which carries on without this helper
+    except Exception as exc:  # the parent logs it and carries on without this helper
         inbox.put(("error", helper_id, None, f"{type(exc).__name__}: {exc}"))
