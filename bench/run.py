@@ -1,6 +1,7 @@
 """`make bench`: run the benchmarks, print figures with ratios, record them in results.json and docs/benchmarks.md.
 
-`python bench/run.py [--quick]`: --quick uses small sizes to check the harness.
+`python bench/run.py [--quick] [--only=NAME ...]`: --quick uses small sizes to check the harness (nothing is
+recorded); --only runs some benchmarks and updates just their entries.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ def machine() -> str:
 
 def main() -> None:
     quick = "--quick" in sys.argv
+    only = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")]
     os.environ.setdefault("TUNELAB_PROGRESS", "0")
     print(f"machine: {machine()}")
-    figures = {
-        "data_pipeline": data_bench.bench_pipeline((10_000,) if quick else (100_000, 1_000_000)),
-        "data_near_dedup": data_bench.bench_near_dedup((10_000,) if quick else (100_000, 1_000_000),
-                                                       (10_000,) if quick else (100_000,)),
-        "data_pii": data_bench.bench_pii(500 if quick else 5_000),
+    benchmarks = {
+        "data_pipeline": lambda: data_bench.bench_pipeline((10_000,) if quick else (100_000, 1_000_000)),
+        "data_near_dedup": lambda: data_bench.bench_near_dedup((10_000,) if quick else (100_000, 1_000_000),
+                                                               (10_000,) if quick else (100_000,)),
+        "data_pii": lambda: data_bench.bench_pii(500 if quick else 20_000),
     }
+    figures = {name: run() for name, run in benchmarks.items() if not only or name in only}
     if quick:
         return
     stamp = {"date": date.today().isoformat(), "machine": machine()}

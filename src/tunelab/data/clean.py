@@ -17,6 +17,14 @@ _FTFY = ftfy.TextFixerConfig(uncurl_quotes=False)  # repair mojibake, but keep t
 _MOJIBAKE = ("[\u00c2-\u00ef][\u0080-\u00bf\u20ac\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039"
              "\u0152\u017d\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u017e\u0178]")
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\ufeff]"
+_SPACES = "\t\u00a0\u2000-\u200a\u3000"
+_CLEANUPS = (  # (pattern, replacement) in order: line endings, invisible characters, spaces, blank lines
+    (r"\r\n?", "\n"),
+    (_CONTROL, ""),
+    (f"[ {_SPACES}]{{2,}}|[{_SPACES}]", " "),
+    (r" \n ?|\n ", "\n"),
+    (r"\n{3,}", "\n\n"),
+)
 
 
 def normalize_series(texts: pl.Series, fix_mojibake: bool = True) -> pl.Series:
@@ -32,12 +40,11 @@ def normalize_series(texts: pl.Series, fix_mojibake: bool = True) -> pl.Series:
                                                                return_dtype=pl.String)
                 subset = subset.scatter(suspicious.arg_true(), fixed)
         texts = texts.scatter(rows, subset.str.normalize("NFC"))
-    return (texts.str.replace_all(r"\r\n?", "\n")
-            .str.replace_all(_CONTROL, "")
-            .str.replace_all(r"[ \t\u00a0\u2000-\u200a\u3000]+", " ")
-            .str.replace_all(r" ?\n ?", "\n")
-            .str.replace_all(r"\n{3,}", "\n\n")
-            .str.strip_chars())
+    for pattern, replacement in _CLEANUPS:  # most rows need none of these: rewrite only those that do
+        hit = texts.str.contains(pattern).fill_null(False)
+        if hit.any():
+            texts = texts.scatter(hit.arg_true(), texts.filter(hit).str.replace_all(pattern, replacement))
+    return texts.str.strip_chars()
 
 
 def normalize(df: pl.DataFrame, kind: str, cfg: NormalizeConfig) -> StepResult:

@@ -100,7 +100,7 @@ def import_data(store: Store, paths: list[str], *, name: str | None = None, fmt:
 def _detect(sources: list[Source], fmt: str, mapping: dict[str, str], limit: int) -> shapes.Detection:
     """Detect the shape from the first file's columns (union of the first records' keys)."""
     path = sources[0].path
-    records, _ = readers.read_records(path, readers.detect_format(path), limit)
+    records, _ = readers.read_records(path, readers.detect_format(path), limit, head_bytes=max(limit, 4 << 20))
     columns: dict[str, None] = {}  # as the file names them, before --map
     unreadable: list[readers.RawRecord] = []
     for i, raw in enumerate(records):

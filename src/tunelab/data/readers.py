@@ -70,12 +70,13 @@ def detect_format(path: Path) -> str:
     return "tsv" if b"\t" in head.split(b"\n", 1)[0] else "csv"
 
 
-def read_records(path: Path, fmt: str,
-                 max_record_bytes: int = MAX_RECORD_BYTES) -> tuple[Iterator[RawRecord], FileNotes]:
+def read_records(path: Path, fmt: str, max_record_bytes: int = MAX_RECORD_BYTES,
+                 head_bytes: int | None = None) -> tuple[Iterator[RawRecord], FileNotes]:
+    """Every record of the file; with `head_bytes`, only the whole lines within its first bytes (a quick look)."""
     notes = FileNotes()
     if fmt in ("parquet", "hf-disk"):
         return _table_records(_load_table(path, fmt), max_record_bytes), notes
-    text = _decode(path, notes)
+    text = _decode(path, notes, head_bytes if fmt != "json" else None)
     if fmt == "jsonl":
         return _jsonl_records(text, notes, max_record_bytes), notes
     if fmt == "json":
@@ -89,8 +90,14 @@ class _Lines(list):
     bad: dict[int, str]
 
 
-def _decode(path: Path, notes: FileNotes) -> _Lines:
-    data = path.read_bytes()
+def _decode(path: Path, notes: FileNotes, head_bytes: int | None = None) -> _Lines:
+    if head_bytes is None:
+        data = path.read_bytes()
+    else:
+        with path.open("rb") as f:
+            data = f.read(head_bytes)
+        if len(data) == head_bytes and b"\n" in data:
+            data = data[: data.rindex(b"\n") + 1]
     if not data.strip():
         raise InputError(f"{path}: the file is empty", "check the path; an import needs at least one record")
     if data.startswith(_UTF16_BOMS):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -43,6 +43,57 @@ class ModelRow(Base):
     dataset_id: Mapped[str | None] = mapped_column(String(64), index=True)
     path: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    task: Mapped[str | None] = mapped_column(String(32))
+    base_model: Mapped[str | None] = mapped_column(Text)
+    labels: Mapped[dict | None] = mapped_column(JSON)
+    metrics: Mapped[dict | None] = mapped_column(JSON)
+    stage: Mapped[str | None] = mapped_column(String(32))
+
+
+class RunRow(Base):
+    """One training run: what was asked, what was resolved, where it stands."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(32))
+    dataset_id: Mapped[str] = mapped_column(String(64), index=True)
+    base_model: Mapped[str] = mapped_column(Text)
+    base_revision: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    config_given: Mapped[dict] = mapped_column(JSON)
+    config_resolved: Mapped[dict] = mapped_column(JSON)
+    environment: Mapped[dict] = mapped_column(JSON)
+    output_dir: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str | None] = mapped_column(String(200))
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total_steps: Mapped[int] = mapped_column(Integer, default=0)
+    best_val_loss: Mapped[float | None] = mapped_column(Float)
+    best_val_accuracy: Mapped[float | None] = mapped_column(Float)
+    best_step: Mapped[int | None] = mapped_column(Integer)
+    warnings: Mapped[list] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    model_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MetricRow(Base):
+    """One point of a run's metric stream (train or eval), written as it happens so others can follow."""
+
+    __tablename__ = "run_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    values: Mapped[dict] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class AuditRow(Base):

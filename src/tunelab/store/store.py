@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tunelab.errors import NotFoundError, TunelabError
 from tunelab.records import DatasetVersion
-from tunelab.store.schema import AuditRow, DatasetRow, ModelRow
+from tunelab.store.schema import AuditRow, DatasetRow, MetricRow, ModelRow, RunRow
 from tunelab.workspace import Workspace
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -132,13 +132,71 @@ class Store:
                 s.delete(row)
 
     # models ---------------------------------------------------------------------------------------------------
-    def add_model(self, model_id: str, name: str, kind: str, path: str, dataset_id: str | None) -> None:
+    def add_model(self, model_id: str, name: str, kind: str, path: str, dataset_id: str | None,
+                  **details: Any) -> None:
+        """Register a model; `details` are run_id, task, base_model, labels, metrics, stage."""
         with self.session() as s, s.begin():
-            s.add(ModelRow(id=model_id, name=name, kind=kind, path=path, dataset_id=dataset_id, created_at=_now()))
+            s.add(ModelRow(id=model_id, name=name, kind=kind, path=path, dataset_id=dataset_id, created_at=_now(),
+                           stage=details.pop("stage", "candidate"), **details))
 
     def models_using(self, dataset_id: str) -> list[str]:
         with self.session() as s:
             return list(s.scalars(select(ModelRow.id).where(ModelRow.dataset_id == dataset_id)))
+
+    def get_model(self, ref: str) -> dict[str, Any]:
+        """A model by id, unique id prefix or name (its newest)."""
+        with self.session() as s:
+            row = s.get(ModelRow, ref) or s.scalars(
+                select(ModelRow).where((ModelRow.id.startswith(ref)) | (ModelRow.name == ref))
+                .order_by(ModelRow.created_at.desc())).first()
+            if row is None:
+                names = s.scalars(select(ModelRow.name).distinct()).all()
+                raise NotFoundError(f"no model {ref!r}", f"known models: {', '.join(sorted(names))}" if names
+                                    else "train one with `tunelab train CONFIG.yaml`")
+            return _row_dict(row)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        with self.session() as s:
+            return [_row_dict(r) for r in s.scalars(select(ModelRow).order_by(ModelRow.created_at))]
+
+    # runs -----------------------------------------------------------------------------------------------------
+    def add_run(self, **values: Any) -> None:
+        with self.session() as s, s.begin():
+            s.add(RunRow(created_at=_now(), warnings=[], step=0, **values))
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        with self.session() as s, s.begin():
+            row = s.get(RunRow, run_id)
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.heartbeat_at = _now()
+
+    def get_run(self, ref: str) -> dict[str, Any]:
+        with self.session() as s:
+            row = s.get(RunRow, ref) or s.scalars(
+                select(RunRow).where(RunRow.id.startswith(ref) | (RunRow.name == ref))
+                .order_by(RunRow.created_at.desc())).first()
+            if row is None:
+                recent = s.scalars(select(RunRow.id).order_by(RunRow.created_at.desc()).limit(5)).all()
+                raise NotFoundError(f"no run {ref!r}", f"recent runs: {', '.join(recent)}" if recent
+                                    else "start one with `tunelab train CONFIG.yaml`")
+            return _row_dict(row)
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        with self.session() as s:
+            return [_row_dict(r) for r in s.scalars(select(RunRow).order_by(RunRow.created_at))]
+
+    def add_metrics(self, run_id: str, points: list[tuple[int, str, dict[str, Any]]]) -> None:
+        with self.session() as s, s.begin():
+            s.add_all(MetricRow(run_id=run_id, step=step, kind=kind, values=values, at=_now())
+                      for step, kind, values in points)
+
+    def metrics(self, run_id: str, after_id: int = 0) -> list[dict[str, Any]]:
+        """The run's metric stream from `after_id` on, so a follower can poll for what is new."""
+        with self.session() as s:
+            rows = s.scalars(select(MetricRow).where(MetricRow.run_id == run_id, MetricRow.id > after_id)
+                             .order_by(MetricRow.id))
+            return [{"id": r.id, "step": r.step, "kind": r.kind, **r.values} for r in rows]
 
     # audit ----------------------------------------------------------------------------------------------------
     def audit(self, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
@@ -164,6 +222,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    values = {c.name: getattr(row, c.name) for c in row.__table__.columns}
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
 
 
 def _to_version(row: DatasetRow) -> DatasetVersion:

@@ -1,0 +1,100 @@
+"""The `tunelab train` config: one pydantic schema that is the YAML keys, the --set overrides and the docs.
+
+A config can be four lines (dataset, base_model, task, method); every other field has a default that works, and
+`resolve()` fills the ones that depend on the task and method (learning rate, epochs).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from tunelab.config import Schema
+
+
+class LoraSettings(Schema):
+    r: int = Field(16, ge=1, le=1024, description="Rank of the LoRA update matrices.")
+    alpha: int = Field(32, ge=1, description="LoRA scaling numerator (the update is scaled by alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt, or all-linear for every linear layer of the blocks.")
+
+
+class EarlyStopping(Schema):
+    patience: int | None = Field(3, ge=1, description="Evaluations without improvement before stopping; null: never.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest drop in validation loss that counts as improvement.")
+
+
+class Logging(Schema):
+    tensorboard: bool = Field(False, description="Also write TensorBoard event files (needs tensorboard installed).")
+    mlflow: bool = Field(False, description="Also log to MLflow (needs mlflow installed; MLFLOW_TRACKING_URI).")
+
+
+class SearchRange(Schema):
+    low: float | None = Field(None, description="Lower bound of a numeric range.")
+    high: float | None = Field(None, description="Upper bound of a numeric range.")
+    log: bool = Field(False, description="Sample the range on a log scale.")
+    choices: list[Any] | None = Field(None, description="A list of values to choose from instead of a range.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchRange:
+        if (self.choices is None) == (self.low is None or self.high is None):
+            raise ValueError("give either choices or low and high")
+        return self
+
+
+class TrainConfig(Schema):
+    dataset: str = Field(description="Prepared dataset: id, id prefix or name.")
+    base_model: str = Field(description="Short name (minilm-l6, smollm2-135m), local folder or hub name.")
+    task: Literal["auto", "sft", "classification"] = Field(
+        "auto", description="sft for chat/instruction/completion data, classification for text+label; auto: by data.")
+    method: Literal["lora", "qlora", "full"] = Field("lora", description="LoRA adapter, 4-bit QLoRA (CUDA), or all "
+                                                     "weights.")
+    name: str | None = Field(None, description="Name of the run and model (default: dataset-task-method).")
+    epochs: float | None = Field(None, gt=0, description="Passes over the train split (default: sft 2, "
+                                 "classification 4).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    learning_rate: float | None = Field(None, gt=0, description="Peak learning rate (default by method: lora 2e-4 "
+                                        "for sft, 1e-3 for classification; full 5e-5).")
+    lr_scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps spent warming up.")
+    batch_size: int = Field(8, ge=1, description="Examples per step and process (sft with packing: see max_tokens).")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm; null: no clipping.")
+    dropout: float | None = Field(None, ge=0, lt=1, description="Override the model's dropout probabilities.")
+    seed: int = Field(42, description="Seed of initialisation, data order and dropout.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
+    max_seq_length: int = Field(512, ge=8, description="Longer examples are cut (the count is recorded).")
+    packing: bool = Field(True, description="sft: concatenate examples into padding-free rows (position ids reset).")
+    max_tokens: int | None = Field(None, ge=8, description="sft with packing: tokens per packed step (default "
+                                   "batch_size x 256).")
+    class_weights: Literal["none", "balanced"] = Field("none", description="classification: weight the loss by "
+                                                       "inverse class frequency.")
+    lora: LoraSettings = LoraSettings()
+    eval_every: int | None = Field(None, ge=1, description="Evaluate every N steps (default: 4 times per epoch).")
+    early_stopping: EarlyStopping = EarlyStopping()
+    checkpoint_every: int | None = Field(None, ge=1, description="Checkpoint every N steps (default: at each eval).")
+    keep_checkpoints: int = Field(2, ge=1, description="Recent checkpoints kept (the best is always kept).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto: bf16 on CUDA, fp32 on CPU.")
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto", description="auto: flash_attention_2 on CUDA when installed, else sdpa.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: all cores).")
+    logging: Logging = Logging()
+    search: dict[str, SearchRange] = Field(default_factory=dict, description="tunelab tune: key -> range or choices.")
+    trials: int = Field(10, ge=1, description="tunelab tune: number of trials.")
+
+
+def resolve(cfg: TrainConfig, dataset_kind: str) -> TrainConfig:
+    """The config with every automatic value filled in, as recorded by the run."""
+    task = cfg.task if cfg.task != "auto" else ("classification" if dataset_kind == "classification" else "sft")
+    classification = task == "classification"
+    rate = cfg.learning_rate or (5e-5 if cfg.method == "full" else (1e-3 if classification else 2e-4))
+    return cfg.model_copy(update={
+        "task": task,
+        "learning_rate": rate,
+        "epochs": cfg.epochs or (4.0 if classification else 2.0),
+        "max_tokens": cfg.max_tokens or cfg.batch_size * 256,
+        "name": cfg.name or None,
+    })
