@@ -178,6 +178,159 @@ def data_delete(
     emit(result, as_json, f"deleted {result['deleted']} ({result['rows']:,} rows)")
 
 
+runs_app = typer.Typer(help="Follow, inspect and cancel training runs.", no_args_is_help=True)
+models_app = typer.Typer(help="Trained and base models.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
+
+
+@app.command("train")
+def train_command(
+    config: Annotated[Path | None, typer.Argument(help="A train.yaml (see README: training).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: KEY=VALUE.")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue this run from its last checkpoint.")] = None,
+    nproc: Annotated[int, typer.Option("--nproc", help="Processes (DDP through torchrun).")] = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fine-tune a base model on a prepared dataset and register the model.
+
+    Example: tunelab train examples/sms_spam/train.yaml --set epochs=2
+    """
+    from tunelab.config import load_config
+    from tunelab.train.config import TrainConfig
+
+    if nproc > 1:
+        from tunelab.train.launch import launch
+
+        raise SystemExit(launch(nproc, sys.argv[1:]))
+    cfg = load_config(TrainConfig, config, set_) if config or set_ else None
+    from tunelab.train.recipe import train
+
+    result = train(open_store(), cfg, resume=resume)
+    emit(result, as_json, _run_text(result))
+    if result["state"] != "succeeded":
+        raise SystemExit(3)
+
+
+def _run_text(run: dict[str, Any]) -> str:
+    lines = [f"run {run['run']} ({run['name']}): {run['state']} at step {run['step']}/{run['total_steps']}"]
+    if run.get("best_val_loss") is not None:
+        accuracy = run.get("best_val_accuracy")
+        lines.append(f"  best validation loss {run['best_val_loss']:.4f} at step {run['best_step']}"
+                     + (f", accuracy {accuracy:.4f}" if accuracy is not None else ""))
+    if run.get("model_id"):
+        lines.append(f"  model {run['model_id']}" + (f" in {run['output']}" if run.get("output") else ""))
+    lines += [f"  warning: {w}" for w in run.get("warnings") or []]
+    if run.get("error"):
+        lines.append(f"  {run['error']}")
+    return "\n".join(lines)
+
+
+@runs_app.command("list")
+def runs_list(as_json: JsonFlag = False) -> None:
+    """List runs; a run whose process vanished shows as failed (and resumable).
+
+    Example: tunelab runs list
+    """
+    from tunelab.train import runs
+
+    store = open_store()
+    runs.refresh_stale(store)
+    items = [runs.summary(r) for r in store.list_runs()]
+    lines = [f"{r['run']}  {r['name']:<30} {r['state']:<11} step {r['step']}/{r['total_steps']}" for r in items]
+    emit({"runs": items}, as_json, "\n".join(lines) or "no runs yet")
+
+
+@runs_app.command("show")
+def runs_show(run: Annotated[str, typer.Argument(help="Run id or name.")], as_json: JsonFlag = False) -> None:
+    """Show a run: config, state, best metrics and its metric stream.
+
+    Example: tunelab runs show run-20261126-1a2b3c
+    """
+    from tunelab.train import runs
+
+    store = open_store()
+    runs.refresh_stale(store)
+    record = store.get_run(run)
+    result = {**runs.summary(record), "config": record["config_resolved"], "environment": record["environment"],
+              "metrics": store.metrics(record["id"])}
+    emit(result, as_json, _run_text(result))
+
+
+@runs_app.command("cancel")
+def runs_cancel(run: Annotated[str, typer.Argument(help="Run id or name.")], as_json: JsonFlag = False) -> None:
+    """Stop a running run: it writes a checkpoint and ends as cancelled (resumable).
+
+    Example: tunelab runs cancel run-20261126-1a2b3c
+    """
+    from tunelab.train import runs
+
+    result = runs.cancel(open_store(), run)
+    emit(result, as_json, f"asked {result['run']} to stop; it checkpoints first")
+
+
+@runs_app.command("logs")
+def runs_logs(run: Annotated[str, typer.Argument(help="Run id or name.")]) -> None:
+    """Print a run's training log.
+
+    Example: tunelab runs logs run-20261126-1a2b3c
+    """
+    from tunelab.train import runs
+
+    sys.stdout.write(runs.logs(open_store(), run))
+
+
+@models_app.command("list")
+def models_list(as_json: JsonFlag = False) -> None:
+    """List trained models.
+
+    Example: tunelab models list --json
+    """
+    items = open_store().list_models()
+    lines = [f"{m['id']}  {m['name']:<30} {m['kind']:<8} {m['task'] or '-':<15} data={m['dataset_id']}" for m in items]
+    emit({"models": items}, as_json, "\n".join(lines) or "no models yet")
+
+
+@models_app.command("show")
+def models_show(model: Annotated[str, typer.Argument(help="Model id or name.")], as_json: JsonFlag = False) -> None:
+    """Show a model: where it is, what it was trained on and how well.
+
+    Example: tunelab models show m-1a2b3c4d5e
+    """
+    record = open_store().get_model(model)
+    emit(record, as_json, "\n".join(f"{k}: {v}" for k, v in record.items()))
+
+
+@models_app.command("base")
+def models_base(as_json: JsonFlag = False) -> None:
+    """List the base models known by short name, and whether each is installed.
+
+    Example: tunelab models base
+    """
+    from tunelab.models import list_base_models
+
+    items = list_base_models()
+    lines = [f"{m['name']:<14} {m['architecture']:<8} {'installed' if m['installed'] else 'missing':<10} "
+             f"{m['description']}" for m in items]
+    emit({"base_models": items}, as_json, "\n".join(lines))
+
+
+@models_app.command("merge")
+def models_merge(
+    model: Annotated[str, typer.Argument(help="Model id or name (a LoRA adapter).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: next to the adapter).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Merge a LoRA adapter into its base: a plain Hugging Face folder that transformers and vLLM load.
+
+    Example: tunelab models merge m-1a2b3c4d5e --out merged/
+    """
+    from tunelab.train.service import merge_model
+
+    result = merge_model(open_store(), model, out)
+    emit(result, as_json, f"merged {result['model']} into {result['out']}")
+
+
 def main() -> None:
     try:
         app()

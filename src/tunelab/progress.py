@@ -22,7 +22,7 @@ stderr = Console(stderr=True, soft_wrap=True)
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """Yield an `advance(n)` callable; silent when TUNELAB_PROGRESS=0 or stderr is not a terminal."""
-    enabled = os.environ.get("TUNELAB_PROGRESS", "1") != "0" and stderr.is_terminal
+    enabled = progress_enabled()
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                TextColumn("[cyan]{task.fields[rate]}"), TimeRemainingColumn()]
     with Progress(*columns, console=stderr, disable=not enabled, transient=True) as bar:
@@ -35,6 +35,11 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
                 bar.update(task, rate=f"{speed:,.0f} it/s")
 
         yield advance
+
+
+def progress_enabled() -> bool:
+    """Bars only where someone watches: a terminal, and not TUNELAB_PROGRESS=0."""
+    return os.environ.get("TUNELAB_PROGRESS", "1") != "0" and stderr.is_terminal
 
 
 def say(message: str) -> None:

@@ -26,6 +26,12 @@ class Workspace:
     def artifacts(self) -> Path:
         return self.home / "artifacts"
 
+    @property
+    def model_cache(self) -> Path:
+        """Base models converted once (e.g. from GGUF); TUNELAB_MODEL_CACHE shares them between workspaces."""
+        shared = os.environ.get("TUNELAB_MODEL_CACHE")
+        return Path(shared).resolve() if shared else self.home / "base-models"
+
     def dataset_dir(self, dataset_id: str) -> Path:
         return self.artifacts / "datasets" / dataset_id
 

@@ -46,7 +46,7 @@ def _minilm(package_dir: Path, _workspace: Workspace) -> Path:
 
 
 def _smollm2(package_dir: Path, workspace: Workspace) -> Path:
-    target = workspace.home / "base-models" / "smollm2-135m"
+    target = workspace.model_cache / "smollm2-135m"
     if not (target / "config.json").exists():
         _convert_gguf(package_dir, "SmolLM2-135M-Instruct.Q4_1.gguf", target)
     return target

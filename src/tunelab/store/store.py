@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import create_engine, delete, event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -190,6 +190,11 @@ class Store:
         with self.session() as s, s.begin():
             s.add_all(MetricRow(run_id=run_id, step=step, kind=kind, values=values, at=_now())
                       for step, kind, values in points)
+
+    def drop_metrics_after(self, run_id: str, step: int) -> None:
+        """Forget points past a checkpoint that a resumed run will compute again."""
+        with self.session() as s, s.begin():
+            s.execute(delete(MetricRow).where(MetricRow.run_id == run_id, MetricRow.step > step))
 
     def metrics(self, run_id: str, after_id: int = 0) -> list[dict[str, Any]]:
         """The run's metric stream from `after_id` on, so a follower can poll for what is new."""

@@ -1,0 +1,1 @@
+"""Training: recipes for causal SFT and sequence classification."""

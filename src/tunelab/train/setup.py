@@ -1,0 +1,187 @@
+"""Everything a run needs before its first step: data, tokenizer, model, optimizer, schedule.
+
+Each piece is a small function so the recipe reads top to bottom; nothing here trains.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import transformers
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    get_scheduler,
+)
+
+from tunelab.data.versions import read_split
+from tunelab.errors import InputError, TunelabError
+from tunelab.models import ResolvedModel, resolve_base_model
+from tunelab.records import DatasetVersion
+from tunelab.store import Store
+from tunelab.train import data as tdata
+from tunelab.train.config import TrainConfig, resolve
+from tunelab.train.device import DevicePlan, plan_device, quantization_config
+from tunelab.train.lora import apply_lora, trainable_summary
+
+
+@dataclass
+class Setup:
+    cfg: TrainConfig  # resolved
+    dataset: DatasetVersion
+    base: ResolvedModel
+    device: DevicePlan
+    tokenizer: Any
+    model: torch.nn.Module
+    train: tdata.Encoded
+    validation: tdata.Encoded | None
+    label2id: dict[str, int] | None
+    plans: list[list[list[int]]]  # micro-batches per epoch, as index lists
+    total_steps: int
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    class_weights: torch.Tensor | None
+    summary: dict[str, Any]
+
+
+def load_dataset(store: Store, cfg: TrainConfig) -> DatasetVersion:
+    dataset = store.get_dataset(cfg.dataset)
+    if "train" not in dataset.splits:
+        raise InputError(f"dataset {dataset.id} has no train split", "prepare it with `tunelab data prepare`")
+    task = resolve(cfg, dataset.kind).task
+    if (task == "classification") != (dataset.kind == "classification"):
+        raise InputError(f"task {task} does not fit the {dataset.kind} dataset {dataset.id}",
+                         "use task: classification for text+label data, sft for chat/instruction/completion data")
+    return dataset
+
+
+def load_tokenizer(base: ResolvedModel) -> Any:
+    tokenizer = AutoTokenizer.from_pretrained(base.path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def _model_config(base: ResolvedModel, cfg: TrainConfig, label2id: dict[str, int] | None, pad_id: int) -> Any:
+    config = AutoConfig.from_pretrained(base.path)
+    if cfg.dropout is not None:
+        for key, value in config.to_dict().items():
+            if "dropout" in key and isinstance(value, float):
+                setattr(config, key, cfg.dropout)
+    if label2id is not None:
+        config.num_labels = len(label2id)
+        config.label2id = dict(label2id)
+        config.id2label = {i: label for label, i in label2id.items()}
+        config.pad_token_id = config.pad_token_id if config.pad_token_id is not None else pad_id
+    return config
+
+
+def load_model(base: ResolvedModel, cfg: TrainConfig, device: DevicePlan, label2id: dict[str, int] | None,
+               tokenizer: Any) -> torch.nn.Module:
+    torch.manual_seed(cfg.seed)  # a new classification head and the LoRA matrices start the same every time
+    config = _model_config(base, cfg, label2id, tokenizer.pad_token_id)
+    auto = AutoModelForSequenceClassification if cfg.task == "classification" else AutoModelForCausalLM
+    try:
+        model = auto.from_pretrained(base.path, config=config, dtype=device.dtype,
+                                     attn_implementation=device.attn_implementation,
+                                     quantization_config=quantization_config(device))
+    except (OSError, ValueError) as exc:
+        raise TunelabError(f"cannot load base model {base.name!r} for {cfg.task}: {exc}",
+                           "check base_model (a short name, a model folder, or a hub name with network access)") from exc
+    model.config.use_cache = False  # a KV cache in training hides packed sequences from the attention masks
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.method != "full":
+            model.enable_input_require_grads()
+    if cfg.method in ("lora", "qlora"):
+        model = apply_lora(model, r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
+                           target_modules=cfg.lora.target_modules, task=cfg.task)
+    return model.to(device.device)
+
+
+def encode(cfg: TrainConfig, dataset: DatasetVersion, tokenizer: Any
+           ) -> tuple[tdata.Encoded, tdata.Encoded | None, dict[str, int] | None]:
+    tables = {s: read_split(dataset, s) for s in ("train", "validation") if s in dataset.splits}
+    if cfg.task == "classification":
+        label2id = tdata.label_map(list(tables.values()))
+        encoded = {s: tdata.encode_classification(t, tokenizer, label2id, cfg.max_seq_length) for s, t in tables.items()}
+    else:
+        label2id = None
+        encoded = {s: tdata.encode_sft(t, dataset.kind, tokenizer, cfg.max_seq_length) for s, t in tables.items()}
+    if not encoded["train"].input_ids:
+        raise InputError(f"no train example of {dataset.id} is left after tokenisation",
+                         f"check max_seq_length ({cfg.max_seq_length}) against the data")
+    return encoded["train"], encoded.get("validation"), label2id
+
+
+def plan_epochs(cfg: TrainConfig, train: tdata.Encoded, world: int = 1) -> tuple[list[list[list[int]]], int]:
+    """The micro-batch plan of each epoch, and the optimizer steps to take (a fractional epoch ends early).
+
+    With several processes a micro-batch is global (batch_size examples per process); each takes its share.
+    """
+    ga = cfg.gradient_accumulation_steps
+
+    def plan(epoch: int) -> list[list[int]]:
+        return tdata.plan_batches(train.lengths, batch_size=cfg.batch_size * world, seed=cfg.seed, epoch=epoch,
+                                  packing=cfg.packing and cfg.task == "sft",
+                                  max_tokens=cfg.max_tokens * world if cfg.max_tokens else None)
+
+    plans = [plan(e) for e in range(math.ceil(cfg.epochs))]
+    steps = [math.ceil(len(p) / ga) for p in plans]
+    if cfg.max_steps:
+        while sum(steps) < cfg.max_steps:
+            plans.append(plan(len(plans)))
+            steps.append(math.ceil(len(plans[-1]) / ga))
+        return plans, cfg.max_steps
+    whole, fraction = int(cfg.epochs), cfg.epochs - int(cfg.epochs)
+    total = sum(steps[:whole]) + (max(1, round(fraction * steps[whole])) if fraction else 0)
+    return plans, total
+
+
+def optimizer_and_schedule(cfg: TrainConfig, model: torch.nn.Module, total_steps: int) -> tuple[Any, Any]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, foreach=True)
+    warmup = cfg.warmup_ratio * total_steps
+    scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=int(warmup),
+                              num_training_steps=total_steps)
+    return optimizer, scheduler
+
+
+def class_weights(cfg: TrainConfig, train: tdata.Encoded, label2id: dict[str, int] | None) -> torch.Tensor | None:
+    if cfg.task != "classification" or cfg.class_weights == "none":
+        return None
+    counts = np.bincount(np.asarray(train.labels), minlength=len(label2id)).astype(np.float64)
+    return torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+def build(store: Store, cfg_given: TrainConfig) -> Setup:
+    """Resolve the config against the data and build every piece, failing before any training starts."""
+    transformers.logging.set_verbosity_error()  # load reports and deprecation chatter are not the user's business
+    dataset = load_dataset(store, cfg_given)
+    cfg = resolve(cfg_given, dataset.kind)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = plan_device(method=cfg.method, precision=cfg.precision, attn_implementation=cfg.attn_implementation)
+    base = resolve_base_model(cfg.base_model, store.workspace)
+    tokenizer = load_tokenizer(base)
+    train, validation, label2id = encode(cfg, dataset, tokenizer)
+    model = load_model(base, cfg, device, label2id, tokenizer)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    plans, total_steps = plan_epochs(cfg, train, world)
+    optimizer, scheduler = optimizer_and_schedule(cfg, model, total_steps)
+    summary = {"train_examples": len(train.input_ids), "validation_examples": len(validation.input_ids)
+               if validation else 0, "truncated": train.truncated, "dropped": train.dropped,
+               "parameters": trainable_summary(model), "device": device.device, "dtype": str(device.dtype),
+               "attn_implementation": device.attn_implementation, "notes": device.notes}
+    return Setup(cfg, dataset, base, device, tokenizer, model, train, validation, label2id, plans, total_steps,
+                 optimizer, scheduler, class_weights(cfg, train, label2id), summary)

@@ -1,0 +1,199 @@
+"""Training end to end on tiny local models: learning, early stopping, config errors, merge, crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tunelab.config import load_config, parse_config
+from tunelab.data import import_data, prepare
+from tunelab.data.prep_config import PrepConfig
+from tunelab.errors import InputError, TunelabError
+from tunelab.train.config import TrainConfig
+from tunelab.train.recipe import train
+
+WORDS = "order account help please thanks today my the a to of and for with is can you me".split()
+PREP = PrepConfig.model_validate({"pii": {"enabled": False}, "dedup": {"near": False}, "leakage": {"near": False}})
+
+
+def _dataset(store, tmp_path: Path, rows: list[dict], name: str) -> str:
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    raw = import_data(store, [str(path)], name=name).version
+    return prepare(store, raw.id, PREP).id
+
+
+@pytest.fixture
+def intents(store, tmp_path) -> str:
+    rng = random.Random(0)
+    rows = []
+    for i in range(160):
+        label = ["refund", "track"][i % 2]
+        words = [rng.choice(WORDS) for _ in range(6)] + [label, "request", str(i)]
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "label": label})
+    return _dataset(store, tmp_path, rows, "intents")
+
+
+@pytest.fixture
+def greetings(store, tmp_path) -> str:
+    rng = random.Random(1)
+    rows = [{"instruction": f"Greet customer number {i} {rng.choice(WORDS)}", "input": "",
+             "output": "Hello and thank you for contacting support."} for i in range(80)]
+    return _dataset(store, tmp_path, rows, "greetings")
+
+
+def _cfg(**values) -> TrainConfig:
+    return TrainConfig.model_validate({"seed": 0, "threads": 1, **values})
+
+
+def _losses(run_dir: Path, kind: str = "train") -> list[float]:
+    points = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [p["loss" if kind == "train" else "val_loss"] for p in points if p["kind"] == kind]
+
+
+def test_classifier_learns_a_toy_task(store, intents, tiny_encoder):
+    result = train(store, _cfg(dataset=intents, base_model=str(tiny_encoder), method="full", learning_rate=1e-3,
+                               epochs=6, batch_size=8))
+    assert result["state"] == "succeeded" and result["best_val_accuracy"] >= 0.9
+    model = store.get_model(result["model"])
+    assert model["labels"] == {"refund": 0, "track": 1} and model["kind"] == "full"
+    config = json.loads((Path(model["path"]) / "config.json").read_text())
+    assert config["id2label"] == {"0": "refund", "1": "track"}
+
+
+def test_sft_learns_a_toy_task(store, greetings, tiny_causal_lm):
+    result = train(store, _cfg(dataset=greetings, base_model=str(tiny_causal_lm), method="full", learning_rate=3e-3,
+                               epochs=3, max_tokens=128))
+    losses = _losses(Path(store.get_run(result["run"])["output_dir"]))
+    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3
+    assert (Path(result["output"]) / "model.safetensors").exists()
+
+
+def test_lora_sft_trains_and_saves_only_the_adapter(store, greetings, tiny_causal_lm):
+    result = train(store, _cfg(dataset=greetings, base_model=str(tiny_causal_lm), learning_rate=1e-2, epochs=3,
+                               max_tokens=128, lora={"r": 8, "alpha": 16}))
+    losses = _losses(Path(store.get_run(result["run"])["output_dir"]))
+    assert sum(losses[-3:]) / 3 < 0.95 * sum(losses[:3]) / 3
+    folder = Path(result["output"])
+    assert (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").exists()
+    assert not (folder / "model.safetensors").exists()
+
+
+def test_early_stopping_keeps_the_best_checkpoint(store, intents, tiny_encoder):
+    result = train(store, _cfg(dataset=intents, base_model=str(tiny_encoder), method="full", learning_rate=0.5,
+                               epochs=20, eval_every=2, early_stopping={"patience": 2}))
+    assert result["early_stopped"] and result["step"] < result["total_steps"]
+    assert result["best_step"] <= result["step"] - 4
+
+
+@pytest.mark.parametrize(("yaml", "message"), [
+    ("dataset: x\nbase_model: y\nlearning_rte: 0.1\n", "learning_rte: unknown key"),
+    ("dataset: x\nbase_model: y\nepochs: many\n", "epochs: Input should be a valid number"),
+    ("base_model: y\n", "dataset: Field required"),
+    ("dataset: x\nbase_model: y\nmethod: dora\n", "method: Input should be 'lora', 'qlora' or 'full'"),
+])
+def test_config_errors_name_the_file_and_key(tmp_path, yaml, message):
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml)
+    with pytest.raises(InputError, match=message) as raised:
+        load_config(TrainConfig, path)
+    assert str(path) in str(raised.value)
+
+
+def test_a_missing_dataset_or_base_model_is_a_clear_error(store, intents, cli, tmp_path):
+    with pytest.raises(TunelabError, match="no dataset 'nope'"):
+        train(store, _cfg(dataset="nope", base_model="minilm-l6"))
+    with pytest.raises(TunelabError, match="unknown base model 'gpt-7'"):
+        train(store, _cfg(dataset=intents, base_model="gpt-7"))
+    with pytest.raises(TunelabError, match="qlora needs a CUDA GPU"):
+        train(store, _cfg(dataset=intents, base_model="minilm-l6", method="qlora"))
+    config = tmp_path / "t.yaml"
+    config.write_text(f"dataset: {intents}\nbase_model: minilm-l6\ntask: sft\n")
+    done = cli("train", str(config))
+    assert done.returncode == 2 and "task sft does not fit the classification dataset" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_merge_gives_a_plain_transformers_folder(store, greetings, tiny_causal_lm, cli):
+    from transformers import AutoModelForCausalLM
+
+    result = train(store, _cfg(dataset=greetings, base_model=str(tiny_causal_lm), learning_rate=5e-3, max_steps=4))
+    done = cli("models", "merge", result["model"], "--json")
+    assert done.returncode == 0, done.stderr
+    merged = AutoModelForCausalLM.from_pretrained(json.loads(done.stdout)["out"])
+    assert merged.config.model_type == "llama"
+
+
+def _cli_env(store) -> dict[str, str]:
+    return {**os.environ, "TUNELAB_HOME": str(store.workspace.home)}
+
+
+def _start(store, config: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tunelab.cli", "train", str(config), *args, "--json"],
+                            env=_cli_env(store), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(store, step: int, process: subprocess.Popen, timeout: float = 240) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"training ended early: {process.stderr.read()}")
+        runs = store.list_runs()
+        if runs and (Path(runs[-1]["output_dir"]) / "checkpoints" / f"checkpoint-{step:07d}").exists():
+            return runs[-1]
+        time.sleep(0.02)
+    raise AssertionError(f"no checkpoint-{step} within {timeout} s")
+
+
+def test_a_killed_run_resumes_to_the_same_result(store, greetings, tiny_causal_lm, cli, tmp_path):
+    settings = {"dataset": greetings, "base_model": str(tiny_causal_lm), "learning_rate": 3e-3, "max_steps": 300,
+                "max_tokens": 64, "checkpoint_every": 4, "eval_every": 50, "seed": 0, "threads": 1,
+                "lora": {"dropout": 0.1}}
+    reference = train(store, TrainConfig.model_validate(settings))
+    config = tmp_path / "train.yaml"
+    config.write_text(json.dumps(settings))
+    process = _start(store, config)
+    run = _wait_for_checkpoint(store, 12, process)
+    process.send_signal(signal.SIGKILL)  # wherever it is now: past step 12, before the end
+    process.wait()
+    listed = json.loads(cli("runs", "list", "--json").stdout)["runs"]
+    assert next(r for r in listed if r["run"] == run["id"])["state"] == "failed"
+    resumed = cli("train", "--resume", run["id"], "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["state"] == "succeeded"
+    ref_dir, run_dir = (Path(store.get_run(r)["output_dir"]) for r in (reference["run"], run["id"]))
+    ref_losses, losses = _losses(ref_dir), _losses(run_dir)
+    assert len(losses) == len(ref_losses) == 300
+    assert losses == pytest.approx(ref_losses, rel=1e-4)
+    assert _losses(run_dir, "eval") == pytest.approx(_losses(ref_dir, "eval"), rel=1e-4)
+    final, expected = (load_file(str(d / "model" / "adapter_model.safetensors")) for d in (run_dir, ref_dir))
+    assert final.keys() == expected.keys()
+    for name in expected:
+        torch.testing.assert_close(final[name], expected[name], rtol=1e-4, atol=1e-5)
+
+
+def test_sigterm_checkpoints_and_a_corrupted_checkpoint_is_refused(store, greetings, tiny_causal_lm, cli, tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text(json.dumps({"dataset": greetings, "base_model": str(tiny_causal_lm), "max_steps": 400,
+                                  "batch_size": 2, "checkpoint_every": 2, "threads": 1}))
+    process = _start(store, config)
+    run = _wait_for_checkpoint(store, 2, process)
+    assert cli("runs", "cancel", run["id"]).returncode == 0
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 3 and json.loads(out)["state"] == "cancelled", err
+    latest = sorted((Path(run["output_dir"]) / "checkpoints").glob("checkpoint-*"))[-1]
+    weights = latest / "trainable.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-16] + b"\0" * 16)
+    refused = cli("train", "--resume", run["id"])
+    assert refused.returncode == 2 and "is corrupted" in refused.stderr and "Traceback" not in refused.stderr
