@@ -124,7 +124,8 @@ def bench_near_dedup(sizes: tuple[int, ...], peer_sizes: tuple[int, ...]) -> dic
         print(line, flush=True)
     return {"setting": "MinHash 128 permutations over character 5-grams, Jaccard threshold 0.85, 1 in 20 rows a "
                        "one-word variant of the row before it (planted pairs; a short row's variant can fall below "
-                       "the threshold); candidates verified by estimated Jaccard in both; peer: datasketch MinHash.update_batch + MinHashLSH "
+                       "the threshold); candidates verified by estimated Jaccard in both; peer: datasketch "
+                       "MinHash.update_batch + MinHashLSH "
                        "insert/query in Python", "sizes": results}
 
 

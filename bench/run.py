@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import data_bench
+import train_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
@@ -37,6 +38,8 @@ def main() -> None:
         "data_near_dedup": lambda: data_bench.bench_near_dedup((10_000,) if quick else (100_000, 1_000_000),
                                                                (10_000,) if quick else (100_000,)),
         "data_pii": lambda: data_bench.bench_pii(500 if quick else 20_000),
+        "train_sft": lambda: train_bench.bench_sft(quick),
+        "train_classification": lambda: train_bench.bench_classification(quick),
     }
     figures = {name: run() for name, run in benchmarks.items() if not only or name in only}
     if quick:

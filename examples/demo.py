@@ -1,5 +1,8 @@
 """`make demo`: the whole path tunelab has so far, on the bundled data, through the real CLI.
 
+Data: import and prepare the SMS spam and customer-support sets. Training: the SMS spam classifier (LoRA on
+all-MiniLM-L6-v2, the default recipe) and a short LoRA fine-tune of SmolLM2-135M-Instruct on the support data.
+
 Each step prints the command it runs, so the demo doubles as a tour of what to type.
 """
 
@@ -36,6 +39,13 @@ def report_prepared(version: dict) -> None:
     print(f"  splits: {version['splits']}   card: {version['card']}")
 
 
+def report_run(run: dict) -> None:
+    accuracy = f", validation accuracy {run['best_val_accuracy']:.4f}" if run.get("best_val_accuracy") else ""
+    print(f"  run {run['run']}: {run['state']} after {run['step']} steps; best validation loss "
+          f"{run['best_val_loss']:.4f}{accuracy}")
+    print(f"  model {run['model']} in {run['output']}")
+
+
 def main() -> None:
     sms = tunelab("data", "import", str(HERE / "sms_spam" / "SMSSpamCollection"), "--name", "sms-spam",
                   "--map", "SMS=text", "--map", "Label=label")
@@ -49,6 +59,11 @@ def main() -> None:
                             "--config", str(HERE / "customer_support" / "prep.yaml")))
     listed = tunelab("data", "list")
     print(f"  {len(listed['datasets'])} dataset versions in the workspace")
+
+    classifier = tunelab("train", str(HERE / "sms_spam" / "train.yaml"))
+    report_run(classifier)
+    chatbot = tunelab("train", str(HERE / "customer_support" / "train.yaml"))
+    report_run(chatbot)
 
 
 if __name__ == "__main__":

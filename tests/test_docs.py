@@ -8,6 +8,7 @@ import pytest
 
 from tunelab.config import load_config
 from tunelab.data.prep_config import PrepConfig
+from tunelab.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,14 +21,14 @@ def _keys(model, prefix=""):
             yield f"{prefix}{name}"
 
 
-@pytest.mark.parametrize("key", list(_keys(PrepConfig)))
-def test_every_prepare_key_is_documented_in_the_readme(key):
-    assert f"`{key}`" in (ROOT / "README.md").read_text()
+@pytest.mark.parametrize("key", [*_keys(PrepConfig), *_keys(TrainConfig)])
+def test_every_config_key_is_documented_in_the_readme(key):
+    assert f"| `{key}` |" in (ROOT / "README.md").read_text()
 
 
-@pytest.mark.parametrize("path", sorted(ROOT.glob("examples/**/*.yaml")), ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", sorted(ROOT.glob("examples/**/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_example_configs_are_valid_and_say_how_to_run_them(path):
-    load_config(PrepConfig, path)
+    load_config(TrainConfig if path.name.startswith("train") else PrepConfig, path)
     assert path.read_text().startswith("# tunelab ")
 
 

@@ -207,9 +207,35 @@ def train_command(
     from tunelab.train.recipe import train
 
     result = train(open_store(), cfg, resume=resume)
+    if result.get("rank"):  # another process of a --nproc run: rank 0 reports
+        return
     emit(result, as_json, _run_text(result))
     if result["state"] != "succeeded":
         raise SystemExit(3)
+
+
+@app.command("tune")
+def tune_command(
+    config: Annotated[Path, typer.Argument(help="A train.yaml with a `search:` section (see README: hyperparameter "
+                                                "search).")],
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials this process runs (default: the "
+                                                                        "config's `trials`).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: KEY=VALUE.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search hyperparameters: one training run per trial, an optuna study in the workspace database, the best model.
+
+    Example: tunelab tune tune.yaml --trials 20
+    """
+    from tunelab.config import load_config
+    from tunelab.train.config import TrainConfig
+    from tunelab.train.tune import tune
+
+    result = tune(open_store(), load_config(TrainConfig, config, set_), trials)
+    params = ", ".join(f"{k}={v}" for k, v in result["best_params"].items())
+    emit(result, as_json, f"study {result['study']}: {result['trials']} trial(s), {result['pruned']} pruned\n"
+                          f"  best: trial {result['best_trial']}, validation loss {result['best_value']:.4f} "
+                          f"({params})\n  model {result['model']} ({result['stage']}) in {result['output']}")
 
 
 def _run_text(run: dict[str, Any]) -> str:

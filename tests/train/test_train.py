@@ -15,14 +15,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tunelab.config import load_config, parse_config
+from tunelab.config import load_config
 from tunelab.data import import_data, prepare
 from tunelab.data.prep_config import PrepConfig
 from tunelab.errors import InputError, TunelabError
 from tunelab.train.config import TrainConfig
 from tunelab.train.recipe import train
 
-WORDS = "order account help please thanks today my the a to of and for with is can you me".split()
+WORDS = ("order account help please thanks today my the a to of and for with is can you me").split()  # noqa: SIM905
 PREP = PrepConfig.model_validate({"pii": {"enabled": False}, "dedup": {"near": False}, "leakage": {"near": False}})
 
 
@@ -197,3 +197,10 @@ def test_sigterm_checkpoints_and_a_corrupted_checkpoint_is_refused(store, greeti
     weights.write_bytes(weights.read_bytes()[:-16] + b"\0" * 16)
     refused = cli("train", "--resume", run["id"])
     assert refused.returncode == 2 and "is corrupted" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_tensorboard_logging_writes_event_files(store, intents, tiny_encoder):
+    result = train(store, _cfg(dataset=intents, base_model=str(tiny_encoder), max_steps=3,
+                               logging={"tensorboard": True}))
+    folder = Path(store.get_run(result["run"])["output_dir"]) / "tensorboard"
+    assert any(p.name.startswith("events.out.tfevents") for p in folder.iterdir())

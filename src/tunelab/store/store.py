@@ -15,7 +15,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, delete, event, select, text
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, delete, event, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +27,9 @@ from tunelab.store.schema import AuditRow, DatasetRow, MetricRow, ModelRow, RunR
 from tunelab.workspace import Workspace
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# tunelab's own Alembic version table: `alembic_version` is left to other tools that share the database (the
+# optuna study of `tunelab tune` lives next to the store and stamps its own revision there).
+VERSION_TABLE = "tunelab_alembic_version"
 
 
 def _now() -> datetime:
@@ -39,9 +44,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _engine(url: str) -> Engine:
+def sqlalchemy_url(url: str) -> str:
+    """The URL as SQLAlchemy (and optuna's RDBStorage) should open it: plain postgresql:// means psycopg 3."""
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _adopt_legacy_version(connection: Any, script: ScriptDirectory) -> None:
+    """Workspaces made before VERSION_TABLE kept tunelab's revision in `alembic_version`: move it over."""
+    tables = inspect(connection).get_table_names()
+    if VERSION_TABLE in tables or "alembic_version" not in tables:
+        return
+    legacy = MigrationContext.configure(connection)
+    revision = legacy.get_current_revision()
+    if revision is None or revision not in {r.revision for r in script.walk_revisions()}:
+        return  # empty, or another tool's revision
+    MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).stamp(script, revision)
+    connection.execute(text("DROP TABLE alembic_version"))
+
+
+def _engine(url: str) -> Engine:
+    url = sqlalchemy_url(url)
     try:
         engine = create_engine(url)
     except Exception as exc:  # an unparsable URL or a missing driver
@@ -65,6 +89,7 @@ class Store:
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         try:
             with self.engine.begin() as connection:
+                _adopt_legacy_version(connection, ScriptDirectory.from_config(cfg))
                 cfg.attributes["connection"] = connection
                 command.upgrade(cfg, "head")
         except Exception as exc:

@@ -3,6 +3,10 @@
 Read it top to bottom in `run_loop`: for each optimizer step, forward and backward over its micro-batches, clip,
 step, log; every `eval_every` steps, evaluate, keep the best, checkpoint. SIGINT and SIGTERM finish the current
 step, write a checkpoint and return, so `--resume` continues from there.
+
+With several processes (`tunelab train --nproc N`) the forward/backward runs through the DistributedDataParallel
+wrapper in `Context.ddp`; everything else (evaluation, clipping, checkpoints) uses the plain model, and a signal
+received by any process stops them all after the same step.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +46,21 @@ class Outcome:
 
 @dataclass
 class Context:
-    """Where the loop reports: the store (rank 0 only), the run's folder, and the process group."""
+    """Where the loop reports: the store (rank 0 only), the run's folder, and the process group.
+
+    `ddp` is the DistributedDataParallel wrapper of the model when world > 1 (forward/backward go through it).
+    `on_eval(step, metrics)` is called on every process after each evaluation (`tunelab tune` reports to optuna
+    there); an exception it raises ends the loop and propagates.
+    """
 
     store: Store | None
     run_id: str
     out: Path
     rank: int = 0
     world: int = 1
+    ddp: torch.nn.Module | None = None
+    on_eval: Callable[[int, dict[str, float]], None] | None = None
+    sinks: list[Any] = field(default_factory=list)  # TensorBoard / MLflow, when asked for
     pending: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     last_flush: float = field(default_factory=time.monotonic)
 
@@ -136,25 +148,51 @@ def _global(value: int, ctx: Context) -> int:
     return int(tensor.item())
 
 
+def _share(indices: list[int], ctx: Context) -> tuple[list[int], float]:
+    """This process's part of a global micro-batch and its weight: a process whose part is empty (a micro-batch
+    smaller than the world, a packed bin of one long example) still runs forward/backward, as DDP needs, on a
+    stand-in example with weight 0."""
+    mine = indices[ctx.rank::ctx.world]
+    return (mine, 1.0) if mine else (indices[:1], 0.0)
+
+
 def train_step(setup: Setup, micro_batches: list[list[int]], ctx: Context) -> tuple[float, int]:
     """One optimizer step over its micro-batches; returns the step's mean loss and real tokens seen."""
-    model, cfg = setup.model, setup.cfg
-    batches = [_collate(setup, setup.train, indices[ctx.rank::ctx.world]) for indices in micro_batches]
-    step_targets = _global(sum(_targets(setup, b) for b in batches), ctx)
+    cfg = setup.cfg
+    model = ctx.ddp or setup.model
+    shares = [_share(indices, ctx) for indices in micro_batches]
+    batches = [(_collate(setup, setup.train, indices), weight) for indices, weight in shares]
+    step_targets = _global(sum(_targets(setup, b) for b, w in batches if w), ctx)
     running, tokens = 0.0, 0
-    for batch in batches:
+    for i, (batch, weight) in enumerate(batches):
         batch = _to_device(batch, setup.device.device)
-        loss, _, _ = loss_sum(setup, model, batch)
-        # DDP averages gradients over processes, so scale by world to get the mean over every target of the step
-        (loss * ctx.world / max(step_targets, 1)).backward()
+        # gradients are averaged over processes once, at the step's last micro-batch
+        last = ctx.ddp is None or i == len(batches) - 1
+        with nullcontext() if last else ctx.ddp.no_sync():
+            loss, _, _ = loss_sum(setup, model, batch)
+            loss = loss * weight
+            # DDP averages gradients over processes, so scale by world to get the mean over every target of the step
+            (loss * ctx.world / max(step_targets, 1)).backward()
         running += float(loss.detach())
-        tokens += tdata.count_tokens(batch)
+        tokens += tdata.count_tokens(batch) if weight else 0
     if cfg.max_grad_norm:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
     setup.optimizer.step()
     setup.scheduler.step()
     setup.optimizer.zero_grad(set_to_none=True)
     return _global_mean(running, step_targets, ctx), _global(tokens, ctx)
+
+
+_SIGNALS = (None, "SIGINT", "SIGTERM")
+
+
+def _stop_signal(flag: dict[str, str | None], ctx: Context) -> str | None:
+    """The signal that stops the run, agreed by every process (the one `runs cancel` hits is rank 0 only)."""
+    if ctx.world == 1:
+        return flag["signal"]
+    code = torch.tensor([_SIGNALS.index(flag["signal"])], dtype=torch.long)
+    dist.all_reduce(code, op=dist.ReduceOp.MAX)
+    return _SIGNALS[int(code.item())]
 
 
 def _global_mean(local_sum: float, count: int, ctx: Context) -> float:
@@ -181,6 +219,8 @@ def flush(ctx: Context) -> None:
     with (ctx.out / "metrics.jsonl").open("a") as f:
         for s, k, v in ctx.pending:
             f.write(json.dumps({"step": s, "kind": k, **v}) + "\n")
+            for sink in ctx.sinks:
+                sink.write(s, k, v)
     if ctx.store is not None:
         ctx.store.add_metrics(ctx.run_id, ctx.pending)
         ctx.store.update_run(ctx.run_id, step=ctx.pending[-1][0])
@@ -258,7 +298,7 @@ def run_loop(setup: Setup, state: LoopState, ctx: Context) -> Outcome:
                 lr = setup.scheduler.get_last_lr()[0]
                 _record(ctx, state.step, "train", {"loss": loss, "lr": lr, "tokens_per_s": rate, "epoch": state.epoch})
                 bar.update(task, completed=state.step, info=f"loss {loss:.4f}  lr {lr:.2e}  {rate:,.0f} tok/s")
-                stop_early = False
+                stop_early, stop_signal = False, _stop_signal(flag, ctx)
                 if state.step % eval_every == 0 or state.step == total:
                     metrics = evaluate(setup)
                     if metrics:
@@ -267,11 +307,13 @@ def run_loop(setup: Setup, state: LoopState, ctx: Context) -> Outcome:
                         stop_early = _after_eval(setup, state, metrics, train_loss)
                         _record(ctx, state.step, "eval", {**metrics, "train_loss": train_loss}, force=True)
                         log.info("step %d: %s", state.step, json.dumps(metrics))
-                if state.step % checkpoint_every == 0 or flag["signal"] or stop_early:
+                        if ctx.on_eval is not None:
+                            ctx.on_eval(state.step, metrics)
+                if state.step % checkpoint_every == 0 or stop_signal or stop_early:
                     _save(setup, state, ctx)
-                if flag["signal"] or stop_early or state.step >= total:
+                if stop_signal or stop_early or state.step >= total:
                     flush(ctx)
-                    return Outcome(state, flag["signal"], stop_early)
+                    return Outcome(state, stop_signal, stop_early)
             state.epoch += 1
             state.batch_in_epoch = 0
     return Outcome(state)

@@ -10,7 +10,9 @@ import json
 import logging
 import os
 import platform
+import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,6 +30,7 @@ from tunelab.train.config import TrainConfig
 from tunelab.train.device import describe_device
 from tunelab.train.loop import Context, Outcome, run_loop
 from tunelab.train.setup import Setup, build
+from tunelab.train.sinks import open_sinks
 
 PACKAGES = ("tunelab", "torch", "transformers", "peft", "accelerate", "tokenizers", "datasets")
 
@@ -56,8 +59,26 @@ def _distributed() -> tuple[int, int]:
     """(rank, world size): set by torchrun for `tunelab train --nproc N`."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
+        if torch.cuda.is_available():  # one GPU per process; the loop's small CPU tensors go through gloo
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group("cpu:gloo,cuda:nccl")
+        else:
+            dist.init_process_group("gloo")
     return (dist.get_rank() if world > 1 else 0), world
+
+
+def _wrap(model: torch.nn.Module) -> torch.nn.Module:
+    """DistributedDataParallel around the model for forward/backward; saving and evaluation keep the plain one."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    devices = [torch.cuda.current_device()] if next(model.parameters()).is_cuda else None
+    return DistributedDataParallel(model, device_ids=devices)
+
+
+def _pruned(exc: BaseException) -> bool:
+    """optuna.TrialPruned raised by an on_eval callback of `tunelab tune` (optuna is only imported there)."""
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and isinstance(exc, optuna.TrialPruned)
 
 
 def _resume_config(run: dict[str, Any], cfg: TrainConfig | None) -> TrainConfig:
@@ -69,8 +90,13 @@ def _resume_config(run: dict[str, Any], cfg: TrainConfig | None) -> TrainConfig:
     return recorded
 
 
-def train(store: Store, cfg: TrainConfig | None, *, resume: str | None = None) -> dict[str, Any]:
-    """Train (or resume) a run and register its model; returns the run summary."""
+def train(store: Store, cfg: TrainConfig | None, *, resume: str | None = None,
+          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) a run and register its model; returns the run summary.
+
+    `on_eval(step, metrics)` is called after each evaluation (on every process); raising optuna.TrialPruned from it
+    ends the run as "pruned" and the exception propagates to the tuner.
+    """
     rank, world = _distributed()
     previous = runs.claim_for_resume(store, resume) if resume and rank == 0 else None
     if resume and previous is None:
@@ -86,7 +112,8 @@ def train(store: Store, cfg: TrainConfig | None, *, resume: str | None = None) -
         (out / "config.given.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_unset=True)))
         (out / "config.yaml").write_text(yaml.safe_dump(setup.cfg.model_dump(mode="json")))
         if previous is None:
-            runs.start(store, run_id, name=setup.cfg.name or f"{setup.dataset.name}-{setup.cfg.task}-{setup.cfg.method}",
+            name = setup.cfg.name or f"{setup.dataset.name}-{setup.cfg.task}-{setup.cfg.method}"
+            runs.start(store, run_id, name=name,
                        task=setup.cfg.task, method=setup.cfg.method, dataset_id=setup.dataset.id,
                        base_model=setup.base.name, base_revision=setup.base.revision,
                        config_given=cfg.model_dump(mode="json", exclude_unset=True),
@@ -95,18 +122,29 @@ def train(store: Store, cfg: TrainConfig | None, *, resume: str | None = None) -
     if world > 1:
         dist.barrier()
     handler = _logger(out) if rank == 0 else None
+    sinks = open_sinks(setup.cfg, out, run_id) if rank == 0 else []
+    state = LoopState()
     try:
-        state = _restore(setup, out) if previous else LoopState()
+        state = _restore(setup, out) if previous else state
         if previous and rank == 0:
             _truncate_metrics(store, run_id, out, state.step)
-        outcome = run_loop(setup, state, Context(store if rank == 0 else None, run_id, out, rank, world))
+        ctx = Context(store if rank == 0 else None, run_id, out, rank, world, sinks=sinks,
+                      ddp=_wrap(setup.model) if world > 1 else None, on_eval=on_eval)
+        outcome = run_loop(setup, state, ctx)
         return _finish(store, setup, outcome, run_id, out) if rank == 0 else {"run": run_id, "rank": rank}
     except BaseException as exc:
-        if rank == 0:
+        if rank == 0 and _pruned(exc):
+            store.update_run(run_id, state="pruned", pid=None, finished_at=_now(), step=state.step,
+                             best_val_loss=state.best_val_loss, best_val_accuracy=state.best_val_accuracy,
+                             best_step=state.best_step, warnings=state.warnings,
+                             error=f"pruned by the tuner at step {state.step}" + (f": {exc}" if str(exc) else ""))
+        elif rank == 0:
             store.update_run(run_id, state="failed", error=f"{type(exc).__name__}: {exc}", pid=None,
                              finished_at=_now())
         raise
     finally:
+        for sink in sinks:
+            sink.close()
         if handler is not None:
             logging.getLogger("tunelab.train").removeHandler(handler)
             handler.close()

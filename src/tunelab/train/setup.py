@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +95,8 @@ def load_model(base: ResolvedModel, cfg: TrainConfig, device: DevicePlan, label2
                                      quantization_config=quantization_config(device))
     except (OSError, ValueError) as exc:
         raise TunelabError(f"cannot load base model {base.name!r} for {cfg.task}: {exc}",
-                           "check base_model (a short name, a model folder, or a hub name with network access)") from exc
+                           "check base_model (a short name, a model folder, or a hub name with network "
+                           "access)") from exc
     model.config.use_cache = False  # a KV cache in training hides packed sequences from the attention masks
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -111,7 +113,8 @@ def encode(cfg: TrainConfig, dataset: DatasetVersion, tokenizer: Any
     tables = {s: read_split(dataset, s) for s in ("train", "validation") if s in dataset.splits}
     if cfg.task == "classification":
         label2id = tdata.label_map(list(tables.values()))
-        encoded = {s: tdata.encode_classification(t, tokenizer, label2id, cfg.max_seq_length) for s, t in tables.items()}
+        encoded = {s: tdata.encode_classification(t, tokenizer, label2id, cfg.max_seq_length)
+                   for s, t in tables.items()}
     else:
         label2id = None
         encoded = {s: tdata.encode_sft(t, dataset.kind, tokenizer, cfg.max_seq_length) for s, t in tables.items()}
@@ -167,6 +170,7 @@ def class_weights(cfg: TrainConfig, train: tdata.Encoded, label2id: dict[str, in
 def build(store: Store, cfg_given: TrainConfig) -> Setup:
     """Resolve the config against the data and build every piece, failing before any training starts."""
     transformers.logging.set_verbosity_error()  # load reports and deprecation chatter are not the user's business
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\.")
     dataset = load_dataset(store, cfg_given)
     cfg = resolve(cfg_given, dataset.kind)
     if cfg.threads:
