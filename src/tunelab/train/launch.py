@@ -5,7 +5,9 @@ Each process trains on its share of every global micro-batch (batch_size example
 is batch_size x N) and DistributedDataParallel averages the gradients; rank 0 alone writes the run record, the
 checkpoints, the model and the one result on stdout. On CPU the processes talk through gloo (on CUDA, one GPU per
 process: NCCL for the model, gloo for the loop's bookkeeping). OMP_NUM_THREADS defaults to cores // N so the
-processes do not fight over the cores; set it (or `threads` in the config) to choose yourself.
+processes do not fight over the cores; set it (or `threads` in the config) to choose yourself. The exit code is
+torchrun's: 0 when every process succeeded, 1 when any did not (a run stopped by `tunelab runs cancel` included:
+its record says `cancelled` and it resumes with `tunelab train --resume RUN --nproc N`).
 
 Several machines: call torchrun yourself on every node, with the same rendezvous and the same config, e.g.
 
