@@ -34,8 +34,9 @@ RESULT_PREFIX = "TRAIN_BENCH_RESULT "
 
 # --- SFT: the same for every contender ------------------------------------------------------------------------------
 SFT_BASE = "smollm2-135m"
-SFT_SIZES = {"full": (256, 64), "quick": (8, 8)}  # train, validation examples
+SFT_SIZES = {"full": (256, 64), "quick": (4, 4)}  # train, validation examples
 SFT_MIN_TOKENS, SFT_MAX_TOKENS = 20, 250  # chat-template length of an example, smollm2 tokenizer
+SFT_QUICK_MAX_TOKENS = 100  # quick mode: short examples only, so one step is cheap
 SFT_SELECTION_SEED = 1234
 SFT_LR, SFT_BATCH, SFT_MAX_LEN, SFT_EPOCHS, SEED, WARMUP = 2e-4, 8, 256, 1, 42, 0.06
 LORA = {"r": 16, "alpha": 32, "dropout": 0.05}
@@ -68,7 +69,7 @@ def _quiet() -> None:
     datasets.disable_progress_bars()
 
 
-def matmul_gflops(repeats: int = 7, per_repeat: int = 4) -> float:
+def matmul_gflops(repeats: int = 5, per_repeat: int = 2) -> float:
     """Ceiling: fp32 torch.mm of 2048x2048 matrices at the current thread count; best of `repeats` windows."""
     import torch
 
@@ -409,9 +410,10 @@ def _run_contender(bench: str, name: str, spec_path: Path) -> dict[str, Any]:
     return json.loads(lines[-1][len(RESULT_PREFIX):])
 
 
-def select_sft_rows(tokenizer: Any, n_train: int, n_val: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def select_sft_rows(tokenizer: Any, n_train: int, n_val: int, max_tokens: int = SFT_MAX_TOKENS
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A fixed subset of customer_support.csv: rows in a seeded random order, kept when their rendered chat is
-    SFT_MIN_TOKENS..SFT_MAX_TOKENS smollm2 tokens; the first n_train are train, the next n_val validation."""
+    SFT_MIN_TOKENS..max_tokens smollm2 tokens; the first n_train are train, the next n_val validation."""
     path = ROOT / "examples" / "customer_support" / "customer_support.csv"
     with path.open(newline="", encoding="utf-8") as f:
         rows = [{"instruction": r["instruction"], "output": r["response"]} for r in csv.DictReader(f)]
@@ -420,12 +422,12 @@ def select_sft_rows(tokenizer: Any, n_train: int, n_val: int) -> tuple[list[dict
     for start in range(0, len(rows), 256):
         for row in rows[start:start + 256]:
             length = len(response_targets(tokenizer, row)[0])
-            if SFT_MIN_TOKENS <= length <= SFT_MAX_TOKENS:
+            if SFT_MIN_TOKENS <= length <= max_tokens:
                 kept.append({**row, "tokens": length})
         if len(kept) >= n_train + n_val:
             break
     if len(kept) < n_train + n_val:
-        raise RuntimeError(f"only {len(kept)} examples of {SFT_MIN_TOKENS}..{SFT_MAX_TOKENS} tokens")
+        raise RuntimeError(f"only {len(kept)} examples of {SFT_MIN_TOKENS}..{max_tokens} tokens")
     return kept[:n_train], kept[n_train:n_train + n_val]
 
 
@@ -453,7 +455,8 @@ def bench_sft(quick: bool = False) -> dict[str, Any]:
     n_train, n_val = SFT_SIZES["quick" if quick else "full"]
     base = resolve_base_model(SFT_BASE)  # converts the packaged GGUF once, outside every timing
     tokenizer = AutoTokenizer.from_pretrained(base.path)
-    train, val = select_sft_rows(tokenizer, n_train, n_val)
+    max_tokens = SFT_QUICK_MAX_TOKENS if quick else SFT_MAX_TOKENS
+    train, val = select_sft_rows(tokenizer, n_train, n_val, max_tokens)
     contenders = SFT_CONTENDERS + (SFT_EXTRA if os.environ.get("TRAIN_BENCH_NO_GC") == "1" else ())
     with tempfile.TemporaryDirectory(prefix="train-bench-sft-") as tmp:
         work = Path(tmp)
@@ -476,10 +479,10 @@ def bench_sft(quick: bool = False) -> dict[str, Any]:
         spec_path = work / "spec.json"
         spec_path.write_text(json.dumps(spec))
         results = {name: _run_contender("sft", name, spec_path) for name in contenders}
-    return _report_sft(results, spec, n_train, n_val, train)
+    return _report_sft(results, n_train, n_val, max_tokens, train)
 
 
-def _report_sft(results: dict[str, dict[str, Any]], spec: dict[str, Any], n_train: int, n_val: int,
+def _report_sft(results: dict[str, dict[str, Any]], n_train: int, n_val: int, max_tokens: int,
                 train: list[dict[str, Any]]) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
     labels = {"tunelab": "tunelab (packed)", "trl_default": "TRL default", "trl_packed": "TRL packed (bfd)",
@@ -508,7 +511,7 @@ def _report_sft(results: dict[str, dict[str, Any]], spec: dict[str, Any], n_trai
         f"params, {first['trainable_params']:,} LoRA params on {first['lora_layers']} linear layers: "
         f"q/k/v/o/gate/up/down, r={LORA['r']}, alpha={LORA['alpha']}, dropout {LORA['dropout']}). Data: "
         f"{n_train} train + {n_val} validation rows of examples/customer_support (instruction -> response, seeded "
-        f"order, kept when the chat-template render is {SFT_MIN_TOKENS}..{SFT_MAX_TOKENS} tokens; train tokens "
+        f"order, kept when the chat-template render is {SFT_MIN_TOKENS}..{max_tokens} tokens; train tokens "
         f"{sum(lengths):,}, mean {statistics.mean(lengths):.0f}). All: fp32, {SFT_EPOCHS} epoch, lr {SFT_LR}, linear "
         f"decay, {WARMUP:.0%} warmup, seed {SEED}, max length {SFT_MAX_LEN}, batch {SFT_BATCH}, AdamW, clip 1.0, no "
         f"eval during training, sdpa attention, {os.cpu_count()} threads. tunelab: recipe.train on a dataset made "

@@ -134,3 +134,22 @@ def tiny_encoder(tmp_path_factory):
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def prepared(store, tmp_path):
+    """prepared(rows, name) -> a prepared dataset version (no PII step, exact dedup, default split)."""
+    import json
+
+    from tunelab.data import import_data, prepare
+    from tunelab.data.prep_config import PrepConfig
+
+    quick = PrepConfig.model_validate({"pii": {"enabled": False}, "dedup": {"near": False},
+                                       "leakage": {"near": False}})
+
+    def make(rows: list[dict], name: str):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return prepare(store, import_data(store, [str(path)], name=name).version.id, quick)
+
+    return make

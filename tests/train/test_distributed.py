@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from toydata import intent_rows
 
-from tunelab.data import import_data, prepare
-from tunelab.data.prep_config import PrepConfig
 from tunelab.train.launch import command, without_nproc
-
-WORDS = ["order", "account", "help", "please", "thanks", "today", "my", "the", "a", "to", "of", "and", "for", "with",
-         "is", "can", "you", "me"]
-PREP = PrepConfig.model_validate({"pii": {"enabled": False}, "dedup": {"near": False}, "leakage": {"near": False}})
 
 
 @pytest.fixture
-def intents(store, tmp_path) -> str:
-    rng = random.Random(0)
-    rows = []
-    for i in range(51):
-        label = ["refund", "track"][i % 2]
-        words = [rng.choice(WORDS) for _ in range(rng.randint(3, 9))] + [label, str(i)]
-        rng.shuffle(words)
-        rows.append({"text": " ".join(words), "label": label})
-    path = tmp_path / "intents.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    version = prepare(store, import_data(store, [str(path)], name="intents").version.id, PREP)
+def intents(prepared) -> str:
+    version = prepared(intent_rows(51, words=(3, 9)), "intents")
     # 41 train rows: an epoch is 5 global micro-batches of 8 and one of a single example, of which the second
     # process gets nothing (it must still take part in the step, with a stand-in of weight 0)
     assert version.splits["train"] == 41

@@ -14,43 +14,25 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from toydata import INTENT_WORDS, intent_rows
 
 from tunelab.config import load_config
-from tunelab.data import import_data, prepare
-from tunelab.data.prep_config import PrepConfig
 from tunelab.errors import InputError, TunelabError
 from tunelab.train.config import TrainConfig
 from tunelab.train.recipe import train
 
-WORDS = ("order account help please thanks today my the a to of and for with is can you me").split()  # noqa: SIM905
-PREP = PrepConfig.model_validate({"pii": {"enabled": False}, "dedup": {"near": False}, "leakage": {"near": False}})
 
-
-def _dataset(store, tmp_path: Path, rows: list[dict], name: str) -> str:
-    path = tmp_path / f"{name}.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    raw = import_data(store, [str(path)], name=name).version
-    return prepare(store, raw.id, PREP).id
+@pytest.fixture
+def intents(prepared) -> str:
+    return prepared(intent_rows(160, words=(6, 6)), "intents").id
 
 
 @pytest.fixture
-def intents(store, tmp_path) -> str:
-    rng = random.Random(0)
-    rows = []
-    for i in range(160):
-        label = ["refund", "track"][i % 2]
-        words = [rng.choice(WORDS) for _ in range(6)] + [label, "request", str(i)]
-        rng.shuffle(words)
-        rows.append({"text": " ".join(words), "label": label})
-    return _dataset(store, tmp_path, rows, "intents")
-
-
-@pytest.fixture
-def greetings(store, tmp_path) -> str:
+def greetings(prepared) -> str:
     rng = random.Random(1)
-    rows = [{"instruction": f"Greet customer number {i} {rng.choice(WORDS)}", "input": "",
+    rows = [{"instruction": f"Greet customer number {i} {rng.choice(INTENT_WORDS)}", "input": "",
              "output": "Hello and thank you for contacting support."} for i in range(80)]
-    return _dataset(store, tmp_path, rows, "greetings")
+    return prepared(rows, "greetings").id
 
 
 def _cfg(**values) -> TrainConfig:

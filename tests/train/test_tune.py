@@ -3,37 +3,22 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import optuna
 import pytest
+from toydata import intent_rows
 
-from tunelab.data import import_data, prepare
-from tunelab.data.prep_config import PrepConfig
 from tunelab.errors import InputError
 from tunelab.store import open_store
 from tunelab.train import tune as tune_module
 from tunelab.train.config import TrainConfig
 from tunelab.train.tune import tune
 
-WORDS = ["order", "account", "help", "please", "thanks", "today", "my", "the", "a", "to", "of", "and", "for", "with",
-         "is", "can", "you", "me"]
-PREP = PrepConfig.model_validate({"pii": {"enabled": False}, "dedup": {"near": False}, "leakage": {"near": False}})
-
 
 @pytest.fixture
-def intents(store, tmp_path) -> str:
-    rng = random.Random(0)
-    rows = []
-    for i in range(60):
-        label = ["refund", "track"][i % 2]
-        words = [rng.choice(WORDS) for _ in range(5)] + [label, str(i)]
-        rng.shuffle(words)
-        rows.append({"text": " ".join(words), "label": label})
-    path = tmp_path / "intents.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return prepare(store, import_data(store, [str(path)], name="intents").version.id, PREP).id
+def intents(prepared) -> str:
+    return prepared(intent_rows(60), "intents").id
 
 
 def _settings(dataset: str, model: Path, **search) -> dict:
