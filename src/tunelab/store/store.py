@@ -169,16 +169,8 @@ class Store:
             return list(s.scalars(select(ModelRow.id).where(ModelRow.dataset_id == dataset_id)))
 
     def get_model(self, ref: str) -> dict[str, Any]:
-        """A model by id, unique id prefix or name (its newest)."""
-        with self.session() as s:
-            row = s.get(ModelRow, ref) or s.scalars(
-                select(ModelRow).where((ModelRow.id.startswith(ref)) | (ModelRow.name == ref))
-                .order_by(ModelRow.created_at.desc())).first()
-            if row is None:
-                names = s.scalars(select(ModelRow.name).distinct()).all()
-                raise NotFoundError(f"no model {ref!r}", f"known models: {', '.join(sorted(names))}" if names
-                                    else "train one with `tunelab train CONFIG.yaml`")
-            return _row_dict(row)
+        """A model by id, id prefix or name (its newest)."""
+        return self._lookup(ModelRow, "model", ref, "train one with `tunelab train CONFIG.yaml`")
 
     def list_models(self) -> list[dict[str, Any]]:
         with self.session() as s:
@@ -197,14 +189,18 @@ class Store:
             row.heartbeat_at = _now()
 
     def get_run(self, ref: str) -> dict[str, Any]:
+        """A run by id, id prefix or name (its newest)."""
+        return self._lookup(RunRow, "run", ref, "start one with `tunelab train CONFIG.yaml`")
+
+    def _lookup(self, table: Any, what: str, ref: str, none_yet: str) -> dict[str, Any]:
         with self.session() as s:
-            row = s.get(RunRow, ref) or s.scalars(
-                select(RunRow).where(RunRow.id.startswith(ref) | (RunRow.name == ref))
-                .order_by(RunRow.created_at.desc())).first()
+            row = s.get(table, ref) or s.scalars(
+                select(table).where(table.id.startswith(ref) | (table.name == ref))
+                .order_by(table.created_at.desc())).first()
             if row is None:
-                recent = s.scalars(select(RunRow.id).order_by(RunRow.created_at.desc()).limit(5)).all()
-                raise NotFoundError(f"no run {ref!r}", f"recent runs: {', '.join(recent)}" if recent
-                                    else "start one with `tunelab train CONFIG.yaml`")
+                recent = s.scalars(select(table.id).order_by(table.created_at.desc()).limit(5)).all()
+                hint = f"recent {what}s: {', '.join(recent)}" if recent else none_yet
+                raise NotFoundError(f"no {what} {ref!r}", hint)
             return _row_dict(row)
 
     def list_runs(self) -> list[dict[str, Any]]:
