@@ -2,7 +2,8 @@
 (tunelab vs a plain transformers.Trainer).
 
 Every contender runs in its own process (`python bench/train_bench.py --contender NAME --spec SPEC --out json`),
-so peak RSS, imports and thread settings do not leak between them; all use torch.set_num_threads(os.cpu_count()).
+so peak RSS, imports and thread settings do not leak between them; all use torch.set_num_threads(os.cpu_count())
+(TRAIN_BENCH_THREADS overrides it, for a machine shared with other work).
 The parent prepares the data once (tunelab import + prepare), writes a spec file, runs the contenders one after the
 other and compares what they report. Quality is measured by one shared function for every contender, on a model
 loaded fresh from the adapter each of them saved.
@@ -34,15 +35,17 @@ RESULT_PREFIX = "TRAIN_BENCH_RESULT "
 
 # --- SFT: the same for every contender ------------------------------------------------------------------------------
 SFT_BASE = "smollm2-135m"
-SFT_SIZES = {"full": (256, 64), "quick": (4, 4)}  # train, validation examples
+SFT_SIZES = {"full": (256, 64), "quick": (3, 3)}  # train, validation examples
 SFT_MIN_TOKENS, SFT_MAX_TOKENS = 20, 250  # chat-template length of an example, smollm2 tokenizer
 SFT_QUICK_MAX_TOKENS = 100  # quick mode: short examples only, so one step is cheap
 SFT_SELECTION_SEED = 1234
 SFT_LR, SFT_BATCH, SFT_MAX_LEN, SFT_EPOCHS, SEED, WARMUP = 2e-4, 8, 256, 1, 42, 0.06
 LORA = {"r": 16, "alpha": 32, "dropout": 0.05}
 SFT_CONTENDERS = ("tunelab", "trl_default", "trl_packed")
-# TRL defaults gradient checkpointing ON (tunelab: off). TRAIN_BENCH_NO_GC=1 also runs TRL packed without it.
-SFT_EXTRA = ("trl_packed_nogc",)
+# Opt-in (TRAIN_BENCH_EXTRA=tunelab_unpacked,trl_packed_nogc): tunelab with packing off (length-grouped padded
+# batches of 8: per-example attention instead of one 2,048-token block-diagonal row), and TRL packed without the
+# gradient checkpointing TRL turns on by default (tunelab trains without it).
+SFT_EXTRA = ("tunelab_unpacked", "trl_packed_nogc")
 
 # --- Classification ---------------------------------------------------------------------------------------------------
 CLS_BASE = "minilm-l6"
@@ -200,6 +203,15 @@ def _tunelab_train(home: str, config: dict[str, Any]) -> dict[str, Any]:
         timing["checkpoint_s"] += time.perf_counter() - started
         timing["checkpoints"] += 1
 
+    step_times: list[float] = []
+    train_step = loop.train_step
+
+    def timed_train_step(*args, **kwargs):
+        started = time.perf_counter()
+        out = train_step(*args, **kwargs)
+        step_times.append(time.perf_counter() - started)
+        return out
+
     def timed_run_loop(setup, state, ctx):
         timing["setup"] = setup
         started = time.perf_counter()
@@ -208,16 +220,21 @@ def _tunelab_train(home: str, config: dict[str, Any]) -> dict[str, Any]:
         timing["outcome"] = outcome
         return outcome
 
-    loop.evaluate, loop._save, recipe.run_loop = timed_evaluate, timed_save, timed_run_loop
+    loop.evaluate, loop._save, loop.train_step, recipe.run_loop = (timed_evaluate, timed_save, timed_train_step,
+                                                                   timed_run_loop)
     store = open_store(Workspace(home=Path(home), database_url=f"sqlite:///{Path(home) / 'tunelab.db'}"))
     result = recipe.train(store, TrainConfig.model_validate(config))
     setup, state = timing.pop("setup"), timing.pop("outcome").state
-    examples = sum(len(b) for plan in setup.plans[:state.epoch] for b in plan)
+    batches = [b for plan in setup.plans[:state.epoch] for b in plan]
     if state.epoch < len(setup.plans):
-        examples += sum(len(b) for b in setup.plans[state.epoch][:state.batch_in_epoch])
+        batches += setup.plans[state.epoch][:state.batch_in_epoch]
+    lengths = setup.train.lengths
+    packed = setup.cfg.packing and setup.cfg.task == "sft"  # one padding-free row per batch
+    padded = sum(sum(lengths[i] for i in b) if packed else len(b) * max(lengths[i] for i in b) for b in batches)
     trainable, total = setup.model.get_nb_trainable_parameters()
     return {**timing, "train_s": timing["loop_s"] - timing["eval_s"] - timing["checkpoint_s"],
-            "steps": state.step, "own_tokens": state.tokens_seen, "examples": examples, "adapter": result["output"],
+            "steps": state.step, "own_tokens": state.tokens_seen, "examples": sum(map(len, batches)),
+            "padded_tokens": padded, "step_s_median": _steady(step_times), "adapter": result["output"],
             "early_stopped": result.get("early_stopped"), "best_step": result.get("best_step"),
             "trainable_params": trainable, "frozen_params": total - trainable, "label2id": setup.label2id,
             "lora_layers": _lora_layers(setup.model)}
@@ -227,10 +244,39 @@ def _lora_layers(model: Any) -> int:
     return sum(1 for name, _ in model.named_modules() if name.endswith(".lora_A"))
 
 
-def _timed_trainer_train(trainer: Any) -> dict[str, float]:
-    """trainer.train() with its checkpoint writes timed apart."""
-    timing = {"checkpoint_s": 0.0, "checkpoints": 0}
-    save = trainer._save_checkpoint
+def _steady(times: list[float]) -> float | None:
+    """Median step time without the first step (which pays one-time costs)."""
+    return statistics.median(times[1:]) if len(times) > 1 else None
+
+
+def _timed_trainer_train(trainer: Any) -> dict[str, Any]:
+    """trainer.train() with its checkpoint writes timed apart, step times, and what went through the model: rows,
+    real tokens and tokens with padding, counted in training_step (the dataloader fetches one batch ahead, so a
+    collator would count a batch too many when max_steps ends an epoch early)."""
+    from transformers import TrainerCallback
+
+    timing: dict[str, Any] = {"checkpoint_s": 0.0, "checkpoints": 0, "padded_tokens": 0, "rows": 0,
+                              "real_tokens": 0}
+    save, training_step = trainer._save_checkpoint, trainer.training_step
+    step_times: list[float] = []
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            step_times.append(time.perf_counter() - self.started)
+
+    def counting_training_step(model, inputs, *args, **kwargs):
+        ids = inputs["input_ids"]
+        timing["padded_tokens"] += int(ids.numel())
+        timing["rows"] += int(ids.shape[0])
+        mask = inputs.get("attention_mask")
+        timing["real_tokens"] += int(mask.sum()) if mask is not None else int(ids.numel())
+        return training_step(model, inputs, *args, **kwargs)
+
+    trainer.training_step = counting_training_step
+    trainer.add_callback(StepTimer())
 
     def timed_save(*args, **kwargs):
         started = time.perf_counter()
@@ -243,16 +289,17 @@ def _timed_trainer_train(trainer: Any) -> dict[str, float]:
     trainer.train()
     timing["loop_s"] = time.perf_counter() - started
     timing["train_s"] = timing["loop_s"] - timing["checkpoint_s"]
+    timing["step_s_median"] = _steady(step_times)
     return timing
 
 
 # ===================================================================================================== SFT contenders
 
 
-def _sft_tunelab(spec: dict[str, Any]) -> dict[str, Any]:
+def _sft_tunelab(spec: dict[str, Any], packing: bool = True) -> dict[str, Any]:
     config = {"dataset": spec["dataset_id"], "base_model": SFT_BASE, "task": "sft", "method": "lora",
               "epochs": SFT_EPOCHS, "learning_rate": SFT_LR, "batch_size": SFT_BATCH, "max_seq_length": SFT_MAX_LEN,
-              "seed": SEED, "warmup_ratio": WARMUP, "precision": "fp32", "packing": True,
+              "seed": SEED, "warmup_ratio": WARMUP, "precision": "fp32", "packing": packing,
               "lora": {"r": LORA["r"], "alpha": LORA["alpha"], "dropout": LORA["dropout"],
                        "target_modules": "all-linear"}}
     return _tunelab_train(spec["home"], config)
@@ -289,6 +336,7 @@ def _sft_trl(spec: dict[str, Any], *, packing: bool, gradient_checkpointing: boo
 
 SFT_RUNNERS = {
     "tunelab": _sft_tunelab,
+    "tunelab_unpacked": lambda spec: _sft_tunelab(spec, packing=False),
     "trl_default": lambda spec: _sft_trl(spec, packing=False),
     "trl_packed": lambda spec: _sft_trl(spec, packing=True),
     "trl_packed_nogc": lambda spec: _sft_trl(spec, packing=True, gradient_checkpointing=False),
@@ -350,15 +398,6 @@ def _cls_trainer(spec: dict[str, Any]) -> dict[str, Any]:
     dataset = Dataset.from_dict({"text": train["text"], "label": [label2id[y] for y in train["label"]]})
     dataset = dataset.map(lambda b: tokenizer(b["text"], truncation=True, max_length=recipe["max_seq_length"]),
                           batched=True, remove_columns=["text"])
-    pad = DataCollatorWithPadding(tokenizer)
-    counted = {"examples": 0, "tokens": 0}
-
-    def collate(features):
-        batch = pad(features)
-        counted["examples"] += len(features)
-        counted["tokens"] += int(batch["attention_mask"].sum())
-        return batch
-
     extra = {"max_steps": CLS_QUICK_STEPS} if spec["quick"] else {}
     args = TrainingArguments(output_dir=str(Path(spec["workdir"]) / "hf-trainer"),
                              learning_rate=recipe["learning_rate"],
@@ -366,12 +405,12 @@ def _cls_trainer(spec: dict[str, Any]) -> dict[str, Any]:
                              warmup_steps=recipe["warmup_ratio"], lr_scheduler_type=recipe["lr_scheduler"],
                              weight_decay=recipe["weight_decay"], max_grad_norm=recipe["max_grad_norm"],
                              seed=recipe["seed"], report_to="none", disable_tqdm=True, **extra)
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate)
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer))
     timing = _timed_trainer_train(trainer)
     trainable, total = model.get_nb_trainable_parameters()
     adapter = Path(spec["workdir"]) / "hf-trainer-adapter"
-    out = {**timing, "steps": trainer.state.global_step, "examples": counted["examples"],
-           "own_tokens": counted["tokens"], "trainable_params": trainable, "frozen_params": total - trainable,
+    out = {**timing, "steps": trainer.state.global_step, "examples": timing["rows"],
+           "own_tokens": timing["real_tokens"], "trainable_params": trainable, "frozen_params": total - trainable,
            "lora_layers": _lora_layers(model), "adapter": str(adapter), "label2id": label2id,
            "target_modules": targets, "optim": str(args.optim), "peak_rss_mib": peak_rss_mib()}
     trainer.save_model(str(adapter))
@@ -401,13 +440,15 @@ def _run_contender(bench: str, name: str, spec_path: Path) -> dict[str, Any]:
     log = spec_path.parent / f"{bench}-{name}.log"
     command = [sys.executable, str(Path(__file__).resolve()), "--contender", name, "--spec", str(spec_path),
                "--out", "json"]
+    started = time.perf_counter()
     with log.open("w") as f:
         code = subprocess.run(command, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - started
     text = log.read_text(errors="replace")
     lines = [line for line in text.splitlines() if line.startswith(RESULT_PREFIX)]
     if code != 0 or not lines:
         raise RuntimeError(f"{bench} contender {name} failed (exit {code}); the end of its output:\n{text[-4000:]}")
-    return json.loads(lines[-1][len(RESULT_PREFIX):])
+    return {**json.loads(lines[-1][len(RESULT_PREFIX):]), "process_s": wall}
 
 
 def select_sft_rows(tokenizer: Any, n_train: int, n_val: int, max_tokens: int = SFT_MAX_TOKENS
@@ -438,6 +479,10 @@ def _store(home: Path):
     return open_store(Workspace(home=home, database_url=f"sqlite:///{home / 'tunelab.db'}"))
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 2) if b else float("nan")
 
@@ -457,7 +502,11 @@ def bench_sft(quick: bool = False) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(base.path)
     max_tokens = SFT_QUICK_MAX_TOKENS if quick else SFT_MAX_TOKENS
     train, val = select_sft_rows(tokenizer, n_train, n_val, max_tokens)
-    contenders = SFT_CONTENDERS + (SFT_EXTRA if os.environ.get("TRAIN_BENCH_NO_GC") == "1" else ())
+    extra = [n for n in os.environ.get("TRAIN_BENCH_EXTRA", "").replace(",", " ").split() if n]
+    unknown = [n for n in extra if n not in SFT_EXTRA]
+    if unknown:
+        raise ValueError(f"TRAIN_BENCH_EXTRA: unknown contender(s) {unknown}; choose from {SFT_EXTRA}")
+    contenders = SFT_CONTENDERS + tuple(n for n in SFT_EXTRA if n in extra)
     with tempfile.TemporaryDirectory(prefix="train-bench-sft-") as tmp:
         work = Path(tmp)
         train_path = _write_jsonl([{"instruction": r["instruction"], "output": r["output"]} for r in train],
@@ -485,13 +534,15 @@ def bench_sft(quick: bool = False) -> dict[str, Any]:
 def _report_sft(results: dict[str, dict[str, Any]], n_train: int, n_val: int, max_tokens: int,
                 train: list[dict[str, Any]]) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
-    labels = {"tunelab": "tunelab (packed)", "trl_default": "TRL default", "trl_packed": "TRL packed (bfd)",
-              "trl_packed_nogc": "TRL packed, no grad ckpt"}
+    labels = {"tunelab": "tunelab (packed)", "tunelab_unpacked": "tunelab, packing off", "trl_default": "TRL default",
+              "trl_packed": "TRL packed (bfd)", "trl_packed_nogc": "TRL packed, no grad ckpt"}
     for name, r in results.items():
         row = {"examples": r["examples"], "tokens": r["tokens"], "steps": r["steps"], "train_s": round(r["train_s"], 1),
                "tokens_per_s": round(r["tokens_per_s"], 1), "peak_rss_mib": round(r["peak_rss_mib"]),
                "val_loss": round(r["val_loss"], 4), "mfu_pct": round(100 * r["mfu"], 1),
-               "matmul_gflops": round(r["matmul_gflops"]), "checkpoint_s": round(r["checkpoint_s"], 1)}
+               "matmul_gflops": round(r["matmul_gflops"]), "checkpoint_s": round(r["checkpoint_s"], 1),
+               "padded_tokens": r["padded_tokens"], "step_s_median": _round(r["step_s_median"], 1),
+               "process_s": round(r["process_s"])}
         for peer in ("trl_default", "trl_packed"):
             if peer in results and peer != name and not (name == "trl_default" and peer == "trl_packed"):
                 row[f"x_tok_s_vs_{peer}"] = _ratio(r["tokens_per_s"], results[peer]["tokens_per_s"])
@@ -503,7 +554,8 @@ def _report_sft(results: dict[str, dict[str, Any]], n_train: int, n_val: int, ma
                            for k in row if k.startswith("x_tok_s_vs_"))
         print(f"  SFT {labels[name]}: {r['tokens_per_s']:,.0f} tok/s ({r['steps']} steps, {r['train_s']:.1f} s), "
               f"peak RSS {r['peak_rss_mib']:,.0f} MiB, val loss {r['val_loss']:.4f}, MFU {100 * r['mfu']:.1f}% of "
-              f"{r['matmul_gflops']:.0f} GFLOP/s" + (f" ({ratios})" if ratios else ""), flush=True)
+              f"{r['matmul_gflops']:.0f} GFLOP/s, {r['padded_tokens'] / r['tokens'] - 1:.0%} padding, process "
+              f"{r['process_s']:.0f} s" + (f" ({ratios})" if ratios else ""), flush=True)
     lengths = [r["tokens"] for r in train]
     first = next(iter(results.values()))
     setting = (
@@ -514,7 +566,7 @@ def _report_sft(results: dict[str, dict[str, Any]], n_train: int, n_val: int, ma
         f"order, kept when the chat-template render is {SFT_MIN_TOKENS}..{max_tokens} tokens; train tokens "
         f"{sum(lengths):,}, mean {statistics.mean(lengths):.0f}). All: fp32, {SFT_EPOCHS} epoch, lr {SFT_LR}, linear "
         f"decay, {WARMUP:.0%} warmup, seed {SEED}, max length {SFT_MAX_LEN}, batch {SFT_BATCH}, AdamW, clip 1.0, no "
-        f"eval during training, sdpa attention, {os.cpu_count()} threads. tunelab: recipe.train on a dataset made "
+        f"eval during training, sdpa attention, {_threads()} torch threads. tunelab: recipe.train on a dataset made "
         "by tunelab import + prepare with every step off (same rows), packing on (its default: first-fit bins of "
         "8x256 = 2,048 tokens per step, one padding-free row, loss on assistant text + <|im_end|>), its default "
         "checkpoints (4 per epoch). TRL 1.16 SFTTrainer: defaults (gradient checkpointing ON, fused LM head "
@@ -531,7 +583,12 @@ def _report_sft(results: dict[str, dict[str, Any]], n_train: int, n_val: int, ma
         f"+ <|im_end|>) over the {n_val} validation rows. mfu_pct = 6 x N x tokens / train_s / matmul ceiling "
         "(6N per token is the usual forward+backward estimate; with frozen base weights the real work is nearer "
         "4N, 6N with gradient checkpointing' extra forward); ceiling: best fp32 torch.mm 2048x2048 GFLOP/s, "
-        "measured in each contender's process before training. x_ columns: tunelab (or TRL packed) / peer.")
+        "measured in each contender's process before training. x_ columns: this row / peer.")
+    if "tunelab_unpacked" in results:
+        setting += (" 'tunelab, packing off' (opt-in): the same with packing=False: length-grouped batches of 8 "
+                    "examples, right-padded with an attention mask.")
+    if "trl_packed_nogc" in results:
+        setting += " 'TRL packed, no grad ckpt' (opt-in): TRL packed with gradient_checkpointing=False."
     return {"setting": setting, **rows}
 
 
@@ -577,16 +634,20 @@ def _report_classification(results: dict[str, dict[str, Any]], recipe: dict[str,
         rows[name] = {"examples": r["examples"], "steps": r["steps"], "train_s": round(r["train_s"], 1),
                       "examples_per_s": round(r["examples_per_s"], 1),
                       "tokens_per_s": round(r["own_tokens"] / r["train_s"]), "peak_rss_mib": round(r["peak_rss_mib"]),
-                      "test_accuracy": round(r["test_accuracy"], 4), "checkpoint_s": round(r["checkpoint_s"], 1)}
+                      "test_accuracy": round(r["test_accuracy"], 4), "checkpoint_s": round(r["checkpoint_s"], 1),
+                      "padded_tokens": r["padded_tokens"], "step_s_median": _round(r["step_s_median"], 3),
+                      "process_s": round(r["process_s"])}
     rows["tunelab"].update(eval_s=round(ours["eval_s"], 1), evals=ours["evals"], best_step=ours["best_step"],
                            x_examples_per_s=_ratio(ours["examples_per_s"], peer["examples_per_s"]))
     print(f"  classification tunelab: {ours['examples_per_s']:,.1f} examples/s ({ours['steps']} steps, "
           f"{ours['train_s']:.1f} s + {ours['eval_s']:.1f} s in-loop eval), test accuracy {ours['test_accuracy']:.4f}, "
-          f"peak RSS {ours['peak_rss_mib']:,.0f} MiB (x{rows['tunelab']['x_examples_per_s']:.2f} examples/s vs "
-          f"Trainer)", flush=True)
+          f"peak RSS {ours['peak_rss_mib']:,.0f} MiB, {ours['padded_tokens'] / ours['own_tokens'] - 1:.0%} padding, "
+          f"process {ours['process_s']:.0f} s (x{rows['tunelab']['x_examples_per_s']:.2f} examples/s vs Trainer)",
+          flush=True)
     print(f"  classification transformers.Trainer: {peer['examples_per_s']:,.1f} examples/s ({peer['steps']} steps, "
           f"{peer['train_s']:.1f} s), test accuracy {peer['test_accuracy']:.4f}, peak RSS "
-          f"{peer['peak_rss_mib']:,.0f} MiB", flush=True)
+          f"{peer['peak_rss_mib']:,.0f} MiB, {peer['padded_tokens'] / peer['own_tokens'] - 1:.0%} padding, process "
+          f"{peer['process_s']:.0f} s", flush=True)
     if ours["trainable_params"] != peer["trainable_params"] or ours["lora_layers"] != peer["lora_layers"]:
         print(f"  note: trainable params differ: tunelab {ours['trainable_params']:,} on {ours['lora_layers']} "
               f"layers, Trainer {peer['trainable_params']:,} on {peer['lora_layers']}", flush=True)
@@ -600,7 +661,7 @@ def _report_classification(results: dict[str, dict[str, Any]], recipe: dict[str,
         f"({ours['trainable_params']:,} trainable params), lr {recipe['learning_rate']}, {steps}, batch "
         f"{recipe['batch_size']}, max length {recipe['max_seq_length']}, linear decay, {recipe['warmup_ratio']:.0%} "
         f"warmup, weight decay {recipe['weight_decay']}, clip {recipe['max_grad_norm']}, seed {recipe['seed']}, "
-        f"fp32, {os.cpu_count()} threads. tunelab: recipe.train with every default (length-grouped batches; "
+        f"fp32, {_threads()} torch threads. tunelab: recipe.train with every default (length-grouped batches; "
         "validation 4 times per epoch with early stopping, patience 3, and the best checkpoint restored; a "
         f"checkpoint at each evaluation). transformers.Trainer: random batches padded by DataCollatorWithPadding, "
         f"no evaluation, checkpoints every 500 steps + at the end, optimizer {peer['optim']}. train_s: training "
@@ -613,11 +674,17 @@ def _report_classification(results: dict[str, dict[str, Any]], recipe: dict[str,
 # ============================================================================================== contender entry point
 
 
+def _threads() -> int:
+    """os.cpu_count(), or TRAIN_BENCH_THREADS (on a machine shared with other work, 2 OpenMP threads on 2 busy
+    cores stall on each other: elementwise ops run ~10x slower than with 1)."""
+    return int(os.environ.get("TRAIN_BENCH_THREADS") or os.cpu_count() or 1)
+
+
 def _contender_main(name: str, spec_path: str) -> None:
     _environment()
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(_threads())
     _quiet()
     spec = json.loads(Path(spec_path).read_text())
     out = _run_sft_contender(name, spec) if spec["bench"] == "sft" else _run_cls_contender(name, spec)
