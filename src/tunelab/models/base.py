@@ -63,8 +63,10 @@ BASE_MODELS = {
 def _convert_gguf(package_dir: Path, gguf_file: str, target: Path) -> None:
     """Dequantise a GGUF file into a float32 Hugging Face folder, written atomically."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
-    say(f"converting {gguf_file} into {target} (once)")
+    hf_logging.disable_progress_bar()
+    say(f"converting {gguf_file} into {target} (once, about 20 s)")
     loaded = AutoModelForCausalLM.from_pretrained(str(package_dir), gguf_file=gguf_file)
     tokenizer = AutoTokenizer.from_pretrained(str(package_dir), gguf_file=gguf_file)
     config = AutoConfig.for_model(**{k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"})

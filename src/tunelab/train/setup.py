@@ -170,6 +170,7 @@ def class_weights(cfg: TrainConfig, train: tdata.Encoded, label2id: dict[str, in
 def build(store: Store, cfg_given: TrainConfig) -> Setup:
     """Resolve the config against the data and build every piece, failing before any training starts."""
     transformers.logging.set_verbosity_error()  # load reports and deprecation chatter are not the user's business
+    transformers.logging.disable_progress_bar()  # our own bar is the one that matters
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\.")
     dataset = load_dataset(store, cfg_given)
     cfg = resolve(cfg_given, dataset.kind)
