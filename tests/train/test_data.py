@@ -199,7 +199,7 @@ def test_collate_packed_resets_positions_and_never_targets_across_examples():
     labels = [[5, 6, 7], [8, 9], [IGNORE_INDEX, 11, 12, 13]]
     batch = collate_sft(ids, labels, packing=True, pad_id=0)
 
-    assert set(batch) == {"input_ids", "position_ids", "labels"}
+    assert set(batch) == {"input_ids", "position_ids", "labels", "num_tokens"}
     assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9, 10, 11, 12, 13]]
     assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1, 0, 1, 2, 3]]
     assert batch["labels"].tolist() == [[IGNORE_INDEX, 6, 7, IGNORE_INDEX, 9, IGNORE_INDEX, 11, 12, 13]]
@@ -233,10 +233,15 @@ def test_packed_loss_equals_examples_one_by_one(tiny_causal_lm, tiny_tokenizer, 
             total += float(model(**one, use_cache=False).loss) * n
             count += n
         packed = collate_sft(ids, labels, packing=True, pad_id=tiny_tokenizer.pad_token_id)
-        packed_loss = float(model(**packed, use_cache=False).loss)
+        packed_loss = float(model(**{k: v for k, v in packed.items() if k != "num_tokens"}, use_cache=False).loss)
+        rows = collate_sft(ids, labels, packing=True, pad_id=tiny_tokenizer.pad_token_id,
+                           row_tokens=max(len(x) for x in ids))
+        rows_loss = float(model(**{k: v for k, v in rows.items() if k != "num_tokens"}, use_cache=False).loss)
         padded = collate_sft(ids, labels, packing=False, pad_id=tiny_tokenizer.pad_token_id)
         padded_loss = float(model(**padded, use_cache=False).loss)
+    assert rows["input_ids"].shape[0] > 1 and int(rows["num_tokens"]) == sum(len(x) for x in ids)
     assert packed_loss == pytest.approx(total / count, abs=1e-4)
+    assert rows_loss == pytest.approx(total / count, abs=1e-4)
     assert padded_loss == pytest.approx(total / count, abs=1e-4)
 
 

@@ -67,7 +67,8 @@ class TrainConfig(Schema):
     seed: int = Field(42, description="Seed of initialisation, data order and dropout.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
     max_seq_length: int = Field(512, ge=8, description="Longer examples are cut (the count is recorded).")
-    packing: bool = Field(True, description="sft: concatenate examples into padding-free rows (position ids reset).")
+    packing: bool = Field(True, description="sft: concatenate examples into rows of at most max_seq_length tokens "
+                          "(position ids reset per example).")
     max_tokens: int | None = Field(None, ge=8, description="sft with packing: tokens per packed step (default "
                                    "batch_size x 256).")
     class_weights: Literal["none", "balanced"] = Field("none", description="classification: weight the loss by "

@@ -355,7 +355,7 @@ def _first_fit(order: np.ndarray, sizes: np.ndarray, budget: int) -> list[list[i
 
 
 def collate_sft(input_ids: list[list[int]], labels: list[list[int]], *, packing: bool,
-                pad_id: int) -> dict[str, torch.Tensor]:
+                pad_id: int, row_tokens: int | None = None) -> dict[str, torch.Tensor]:
     """A batch of encoded SFT examples -> model inputs (the model shifts labels left by one inside its loss).
 
     packing=True: every sequence concatenated into ONE row, shape [1, total], `position_ids` restarting at 0 for each
@@ -363,19 +363,23 @@ def collate_sft(input_ids: list[list[int]], labels: list[list[int]], *, packing:
     position restarts; call the model with use_cache=False). The label of each example's first token is set to
     IGNORE_INDEX: after the shift it would be the target of the previous example's last token. (It is never a target
     within its own example either, so the loss equals that of the examples run one by one.)
+    With `row_tokens`, the examples are packed first-fit-decreasing into several rows of at most that many tokens
+    (one longer example gets a row of its own); shorter rows are filled with pad tokens whose positions restart at
+    0, so the padding is a segment of its own that no real token attends to. Attention costs grow with the square
+    of a row's length, so on a CPU short rows beat one long one; `num_tokens` (real tokens) comes with the batch.
     packing=False: right-padded [B, max_len] with attention_mask; labels padded with IGNORE_INDEX.
     """
     if not input_ids:
         raise ValueError("empty batch")
     if packing:
         lengths = [len(x) for x in input_ids]
-        ids = torch.tensor(list(chain.from_iterable(input_ids)), dtype=torch.long).unsqueeze(0)
-        lab = torch.tensor(list(chain.from_iterable(labels)), dtype=torch.long)
-        firsts = torch.tensor([0, *np.cumsum(lengths)[:-1].tolist()], dtype=torch.long)
-        lab[firsts] = IGNORE_INDEX
-        starts = torch.repeat_interleave(firsts, torch.tensor(lengths))
-        position_ids = (torch.arange(ids.shape[1]) - starts).unsqueeze(0)
-        return {"input_ids": ids, "position_ids": position_ids, "labels": lab.unsqueeze(0)}
+        rows = _first_fit(np.argsort(-np.asarray(lengths), kind="stable"), np.asarray(lengths), row_tokens) \
+            if row_tokens else [list(range(len(input_ids)))]
+        packed = [_packed_row([input_ids[i] for i in row], [labels[i] for i in row]) for row in rows]
+        width = max(len(ids) for ids, _, _ in packed)
+        stacked = [_pad_row(row, width, pad_id) for row in packed]
+        return {"input_ids": torch.stack([r[0] for r in stacked]), "position_ids": torch.stack([r[1] for r in stacked]),
+                "labels": torch.stack([r[2] for r in stacked]), "num_tokens": torch.tensor(sum(lengths))}
     ids, mask = _pad(input_ids, pad_id)
     lab, _ = _pad(labels, IGNORE_INDEX)
     return {"input_ids": ids, "attention_mask": mask, "labels": lab}
@@ -389,9 +393,31 @@ def collate_classification(input_ids: list[list[int]], labels: list[int], *, pad
 
 def count_tokens(batch: dict[str, torch.Tensor]) -> int:
     """Real (non-pad) tokens in a collated batch."""
+    if "num_tokens" in batch:
+        return int(batch["num_tokens"])
     if "attention_mask" in batch:
         return int(batch["attention_mask"].sum())
     return int(batch["input_ids"].numel())
+
+
+def _packed_row(input_ids: list[list[int]], labels: list[list[int]]) -> tuple[torch.Tensor, ...]:
+    """Examples concatenated into one row: positions restart per example, no target across a boundary."""
+    lengths = [len(x) for x in input_ids]
+    ids = torch.tensor(list(chain.from_iterable(input_ids)), dtype=torch.long)
+    lab = torch.tensor(list(chain.from_iterable(labels)), dtype=torch.long)
+    firsts = torch.tensor([0, *np.cumsum(lengths)[:-1].tolist()], dtype=torch.long)
+    lab[firsts] = IGNORE_INDEX
+    starts = torch.repeat_interleave(firsts, torch.tensor(lengths))
+    return ids, torch.arange(ids.shape[0]) - starts, lab
+
+
+def _pad_row(row: tuple[torch.Tensor, ...], width: int, pad_id: int) -> tuple[torch.Tensor, ...]:
+    ids, positions, lab = row
+    extra = width - ids.shape[0]
+    if not extra:
+        return row
+    return (torch.cat([ids, torch.full((extra,), pad_id)]), torch.cat([positions, torch.arange(extra)]),
+            torch.cat([lab, torch.full((extra,), IGNORE_INDEX)]))
 
 
 def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -95,13 +95,13 @@ def _collate(setup: Setup, split: tdata.Encoded, indices: list[int]) -> dict[str
     pad = setup.tokenizer.pad_token_id
     if setup.cfg.task == "classification":
         return tdata.collate_classification(ids, labels, pad_id=pad)
-    return tdata.collate_sft(ids, labels, packing=setup.cfg.packing, pad_id=pad)
+    return tdata.collate_sft(ids, labels, packing=setup.cfg.packing, pad_id=pad, row_tokens=setup.cfg.max_seq_length)
 
 
 def loss_sum(setup: Setup, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, int]:
     """Summed loss, number of loss targets, and correct predictions (classification) of one micro-batch."""
     labels = batch["labels"]
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "num_tokens")}
     logits = model(**inputs).logits
     if setup.cfg.task == "classification":
         weight = setup.class_weights
