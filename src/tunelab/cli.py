@@ -24,6 +24,7 @@ data_app = typer.Typer(help="Import, prepare, inspect, export and delete dataset
 app.add_typer(data_app, name="data")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+DatasetArg = Annotated[str, typer.Argument(help="Dataset id, id prefix or name.")]
 
 
 def emit(result: dict[str, Any], as_json: bool, human: str) -> None:
@@ -72,7 +73,7 @@ def data_import(
 
 @data_app.command("prepare")
 def data_prepare(
-    dataset: Annotated[str, typer.Argument(help="Dataset id, id prefix or name.")],
+    dataset: DatasetArg,
     config: Annotated[Path | None, typer.Option("--config", help="A prep.yaml (see README: data prepare).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: KEY=VALUE.")] = None,
     as_json: JsonFlag = False,
@@ -103,7 +104,7 @@ def data_list(as_json: JsonFlag = False) -> None:
 
 @data_app.command("show")
 def data_show(
-    dataset: Annotated[str, typer.Argument(help="Dataset id, id prefix or name.")],
+    dataset: DatasetArg,
     card: Annotated[bool, typer.Option("--card", help="Print the path of the HTML card (written if missing).")] = False,
     open_: Annotated[bool, typer.Option("--open", help="With --card: open it in a browser.")] = False,
     as_json: JsonFlag = False,
@@ -140,7 +141,7 @@ def _describe(info: dict[str, Any]) -> str:
 
 @data_app.command("export")
 def data_export(
-    dataset: Annotated[str, typer.Argument(help="Dataset id, id prefix or name.")],
+    dataset: DatasetArg,
     split: Annotated[str, typer.Option("--split", help="train, validation or test.")] = "train",
     format: Annotated[str, typer.Option("--format", help="jsonl, parquet or csv.")] = "jsonl",
     out: Annotated[Path | None, typer.Option("--out", help="Output file (default: stdout).")] = None,
@@ -159,7 +160,7 @@ def data_export(
 
 @data_app.command("delete")
 def data_delete(
-    dataset: Annotated[str, typer.Argument(help="Dataset id, id prefix or name.")],
+    dataset: DatasetArg,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Delete even if models were trained on it.")] = False,
     as_json: JsonFlag = False,
