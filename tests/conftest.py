@@ -10,6 +10,9 @@ import pytest
 
 from tunelab.store import open_store
 
+# tiny random models + tokenizers (no hub), shared by the train and evaluate tests
+pytest_plugins = ["tiny_models"]
+
 
 @pytest.fixture(autouse=True)
 def workspace(tmp_path, monkeypatch):

@@ -358,6 +358,90 @@ def models_merge(
     emit(result, as_json, f"merged {result['model']} into {result['out']}")
 
 
+# ---- evaluation ------------------------------------------------------------------------------------------------
+
+
+def _improvements(pairs: list[str]) -> dict[str, float]:
+    out = {}
+    for pair in pairs:
+        metric, sep, delta = pair.partition("=")
+        try:
+            out[metric] = float(delta)
+        except ValueError:
+            sep = ""
+        if not sep or not metric:
+            raise InputError(f"--min-improvement {pair!r} is not METRIC=DELTA", "e.g. --min-improvement f1_macro=0.02")
+    return out
+
+
+def _eval_text(result: dict[str, Any]) -> str:
+    lines = [f"evaluation {result['evaluation']}"]
+    for key, values in result["models"].items():
+        lines.append(f"  {key}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+    lines += [f"  flag: {flag}" for flag in result["flags"]]
+    if result["gate"]:
+        lines.append(f"  gate: {'passed' if result['gate']['passed'] else 'FAILED'}")
+    lines.append(f"  report: {result['report']}")
+    return "\n".join(lines)
+
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[str, typer.Argument(help="The fine-tuned model: id, id prefix or name.")],
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset id, id prefix or name to score on.")],
+    split: Annotated[str, typer.Option("--split", help="Split to score.")] = "test",
+    compare: Annotated[list[str] | None, typer.Option("--compare", help="Another model or a base model name to "
+                                                      "score side by side (repeatable); the model's own base is "
+                                                      "always included.")] = None,
+    min_improvement: Annotated[list[str] | None, typer.Option(
+        "--min-improvement", help="METRIC=DELTA: exit 1 unless the model beats its base by DELTA "
+                                  "(repeatable).")] = None,
+    group_column: Annotated[str | None, typer.Option("--group-column", help="Column naming a group (region, "
+                                                     "language...): metrics per group and bias flags.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Score only the first N rows.")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Generation length cap.")] = 128,
+    shots: Annotated[int, typer.Option("--shots", min=0, help="Train examples shown to the k-shot base.")] = 3,
+    expects_json: Annotated[bool, typer.Option("--expects-json", help="Also score the rate of valid JSON "
+                                               "answers.")] = False,
+    no_forgetting: Annotated[bool, typer.Option("--no-forgetting", help="Skip the forgetting check.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score a fine-tuned model against its base on the same examples; write an HTML report and eval.json.
+
+    Example: tunelab eval m-1a2b3c4d5e --dataset sms-spam --min-improvement f1_macro=0.02
+    """
+    from tunelab.evaluate import Decoding, EvalOptions, evaluate
+
+    options = EvalOptions(split=split, compare=compare or [], group_column=group_column, limit=limit,
+                          decoding=Decoding(max_new_tokens=max_new_tokens, shots=shots),
+                          min_improvement=_improvements(min_improvement or []), forgetting=not no_forgetting,
+                          expects_json=expects_json)
+    result = evaluate(open_store(), model, dataset, options)
+    emit(result, as_json, _eval_text(result))
+    if result["gate"] and not result["gate"]["passed"]:
+        raise SystemExit(1)
+
+
+@app.command("report")
+def report_command(
+    model: Annotated[str, typer.Argument(help="Model id, id prefix or name.")],
+    open_: Annotated[bool, typer.Option("--open", help="Open the report in the default browser.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print where a model's latest evaluation report is.
+
+    Example: tunelab report m-1a2b3c4d5e --open
+    """
+    from tunelab.evaluate import latest_report
+
+    result = latest_report(open_store(), model)
+    if open_:
+        import webbrowser
+
+        webbrowser.open(Path(result["report"]).as_uri())
+    emit(result, as_json, result["report"])
+
+
 def main() -> None:
     try:
         app()

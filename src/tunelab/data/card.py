@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -27,7 +26,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from tunelab.data.shapes import fields_of
+from tunelab.html import render
 from tunelab.records import DatasetVersion
+
+TEMPLATE = Path(__file__).parent / "templates" / "card.html"  # package data
 
 SAMPLE_ROWS = 200_000  # rows per split the length histogram looks at: enough for its shape, fast at 1M rows
 SEED = 0  # the same version always renders the same card
@@ -53,7 +55,7 @@ def write_card(version: DatasetVersion, tables: dict[str, pa.Table], path: Path 
     path = Path(path) if path is not None else Path(version.path) / "card.html"
     tables = {s: tables[s] for s in _ordered(tables)}
     created = version.created_at
-    html = _template().render(
+    html = render(TEMPLATE, {"num": _num},
         v=version, created=created.isoformat(timespec="seconds") if hasattr(created, "isoformat") else created,
         charts=_charts(version, tables), splits=list(tables),
         steps=[_step_row(s) for s in version.steps], samples=_samples(tables, version.kind))
@@ -85,15 +87,6 @@ def _charts(version: DatasetVersion, tables: dict[str, pa.Table]) -> list[dict[s
 
 def _ordered(tables: dict[str, Any]) -> list[str]:
     return [s for s in SPLIT_ORDER if s in tables] + sorted(s for s in tables if s not in SPLIT_ORDER)
-
-
-def _template() -> jinja2.Template:
-    """Autoescape is on: every value in the card comes from user data and must not become markup."""
-    source = (Path(__file__).parent / "templates" / "card.html").read_text(encoding="utf-8")  # package data
-    env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
-    env.filters["num"] = _num
-    return env.from_string(source)
 
 
 def _num(n: Any) -> Any:

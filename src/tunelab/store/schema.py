@@ -107,3 +107,20 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(100))
     target: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict] = mapped_column(JSON)
+
+
+class EvaluationRow(Base):
+    """One model's results in one evaluation; the models compared in it share `evaluation_id` and the report."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[str] = mapped_column(String(64), index=True)
+    model_key: Mapped[str] = mapped_column(String(300))
+    model_id: Mapped[str | None] = mapped_column(String(64), index=True)  # registered models only
+    role: Mapped[str] = mapped_column(String(16))  # tuned | base | compare
+    dataset_id: Mapped[str] = mapped_column(String(64), index=True)
+    split: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict] = mapped_column(JSON)
+    report_path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)

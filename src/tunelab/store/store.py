@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tunelab.errors import NotFoundError, TunelabError
 from tunelab.records import DatasetVersion
-from tunelab.store.schema import AuditRow, DatasetRow, MetricRow, ModelRow, RunRow
+from tunelab.store.schema import AuditRow, DatasetRow, EvaluationRow, MetricRow, ModelRow, RunRow
 from tunelab.workspace import Workspace
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -223,6 +223,21 @@ class Store:
             rows = s.scalars(select(MetricRow).where(MetricRow.run_id == run_id, MetricRow.id > after_id)
                              .order_by(MetricRow.id))
             return [{"id": r.id, "step": r.step, "kind": r.kind, **r.values} for r in rows]
+
+    # evaluations ----------------------------------------------------------------------------------------------
+    def add_evaluation(self, evaluation_id: str, dataset_id: str, split: str, report_path: str,
+                       results: list[dict[str, Any]]) -> None:
+        """`results`: one {"model_key", "model_id", "role", "metrics"} per model scored."""
+        with self.session() as s, s.begin():
+            s.add_all(EvaluationRow(evaluation_id=evaluation_id, dataset_id=dataset_id, split=split,
+                                    report_path=report_path, created_at=_now(), **r) for r in results)
+
+    def evaluations(self, model_id: str) -> list[dict[str, Any]]:
+        """A registered model's evaluation results, newest first."""
+        with self.session() as s:
+            rows = s.scalars(select(EvaluationRow).where(EvaluationRow.model_id == model_id)
+                             .order_by(EvaluationRow.created_at.desc(), EvaluationRow.id.desc()))
+            return [_row_dict(r) for r in rows]
 
     # audit ----------------------------------------------------------------------------------------------------
     def audit(self, action: str, target: str, detail: dict[str, Any] | None = None) -> None:

@@ -78,7 +78,7 @@ def encode_sft(table: pa.Table, kind: str, tokenizer: Any, max_seq_length: int) 
     if kind == "chat":
         return _encode_chats(table.column("messages").to_pylist(), tokenizer, max_seq_length)
     if kind == "instruction":
-        return _encode_chats(_instruction_chats(table), tokenizer, max_seq_length)
+        return _encode_chats(instruction_chats(table), tokenizer, max_seq_length)
     if kind == "completion":
         return _encode_completions(table, tokenizer, max_seq_length)
     raise InputError(f"sft needs a chat, instruction or completion dataset, not {kind}",
@@ -113,7 +113,7 @@ def label_map(tables: list[pa.Table]) -> dict[str, int]:
     return {label: i for i, label in enumerate(sorted(labels))}
 
 
-def _instruction_chats(table: pa.Table) -> list[list[dict[str, str]]]:
+def instruction_chats(table: pa.Table) -> list[list[dict[str, str]]]:
     instructions = table.column("instruction").to_pylist()
     inputs = table.column("input").to_pylist() if "input" in table.column_names else [None] * table.num_rows
     outputs = table.column("output").to_pylist()
@@ -159,6 +159,13 @@ def _renderer(tokenizer: Any, template: str, sample: list[dict[str, str]]) -> Ca
     return public
 
 
+def render_chats(tokenizer: Any, conversations: list[list[dict[str, str]]], generation: bool) -> list[str]:
+    """Conversations -> text through the model's chat template (or the ChatML fallback), exactly as training does."""
+    if not conversations:
+        return []
+    return _renderer(tokenizer, _template(tokenizer), conversations[0])(conversations, generation)
+
+
 def _backend(tokenizer: Any) -> Any:
     backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
     if backend is None or not hasattr(backend, "encode_batch"):
@@ -171,8 +178,7 @@ def _backend(tokenizer: Any) -> Any:
 def _encode_chats(conversations: list[list[dict[str, str]]], tokenizer: Any, max_len: int) -> Encoded:
     if not conversations:
         return Encoded([], [], 0, 0)
-    template = _template(tokenizer)
-    render = _renderer(tokenizer, template, conversations[0])
+    render = _renderer(tokenizer, _template(tokenizer), conversations[0])
     full = render(conversations, False)
 
     # Where each assistant message starts (prefix + generation prompt) and ends (prefix through it).

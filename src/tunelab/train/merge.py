@@ -6,6 +6,7 @@ import json
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -48,18 +49,16 @@ def _load_base(base_path: str, task: str, num_labels: int | None, id2label: dict
                                                               **label_kwargs)
 
 
-def merge_adapter(base_path: str, adapter_dir: Path, out_dir: Path, *, task: str, num_labels: int | None = None,
-                  id2label: dict[int, str] | None = None) -> Path:
-    """Load the base model, apply the adapter, fold it into the weights and save the result to `out_dir`.
+def load_merged(base_path: str, adapter_dir: Path, *, task: str, num_labels: int | None = None,
+                id2label: dict[int, str] | None = None) -> tuple[torch.nn.Module, Any]:
+    """The base model with the adapter folded into its weights (fp32, eval mode), and the tokenizer to use with it.
 
-    The folder holds model.safetensors, config.json and the tokenizer (from the adapter folder if it was saved there,
-    else from the base). It is written to a temporary folder next to `out_dir` and renamed into place, replacing any
-    earlier merge. Returns `out_dir`.
+    The tokenizer comes from the adapter folder if it was saved there, else from the base (None if neither has one).
     """
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").exists():
         raise NotFoundError(f"{adapter_dir} has no adapter_config.json: not a PEFT adapter folder")
     base = _load_base(base_path, task, num_labels, id2label)
@@ -69,8 +68,20 @@ def merge_adapter(base_path: str, adapter_dir: Path, out_dir: Path, *, task: str
         # sequence classification needs it to find the last token of padded batches
         base.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None \
             else tokenizer.eos_token_id
-
     merged = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False).merge_and_unload()
+    return merged.eval(), tokenizer
+
+
+def merge_adapter(base_path: str, adapter_dir: Path, out_dir: Path, *, task: str, num_labels: int | None = None,
+                  id2label: dict[int, str] | None = None) -> Path:
+    """Load the base model, apply the adapter, fold it into the weights and save the result to `out_dir`.
+
+    The folder holds model.safetensors, config.json and the tokenizer (from the adapter folder if it was saved there,
+    else from the base). It is written to a temporary folder next to `out_dir` and renamed into place, replacing any
+    earlier merge. Returns `out_dir`.
+    """
+    out_dir = Path(out_dir)
+    merged, tokenizer = load_merged(base_path, adapter_dir, task=task, num_labels=num_labels, id2label=id2label)
     merged = merged.to(_saved_dtype(base_path))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".tmp-merge-{uuid.uuid4().hex}"

@@ -1,4 +1,4 @@
-"""Service functions over trained models (merge), shared by the CLI and later the API."""
+"""Service functions over trained models (merge, load for inference), shared by the CLI, evaluation and serving."""
 
 from __future__ import annotations
 
@@ -7,7 +7,24 @@ from typing import Any
 
 from tunelab.errors import InputError
 from tunelab.store import Store
-from tunelab.train.merge import merge_adapter
+from tunelab.train.merge import load_merged, merge_adapter
+
+
+def _id2label(model: dict[str, Any]) -> dict[int, str] | None:
+    labels = model["labels"]
+    return {i: label for label, i in labels.items()} if labels else None
+
+
+def load_model(model: dict[str, Any]) -> tuple[Any, Any]:
+    """A registered model (store.get_model's dict) ready for inference: adapters merged in memory, eval mode."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    id2label = _id2label(model)
+    if model["kind"] == "adapter":
+        return load_merged(model["base_model"], Path(model["path"]), task=model["task"],
+                           num_labels=len(id2label) if id2label else None, id2label=id2label)
+    auto = AutoModelForSequenceClassification if model["task"] == "classification" else AutoModelForCausalLM
+    return auto.from_pretrained(model["path"]).eval(), AutoTokenizer.from_pretrained(model["path"])
 
 
 def merge_model(store: Store, ref: str, out: Path | None = None) -> dict[str, Any]:
@@ -16,9 +33,8 @@ def merge_model(store: Store, ref: str, out: Path | None = None) -> dict[str, An
         raise InputError(f"model {model['id']} holds full weights already; nothing to merge",
                          f"its folder loads as it is: {model['path']}")
     target = out or Path(model["path"]).parent / "merged"
-    labels = model["labels"]
-    id2label = {i: label for label, i in labels.items()} if labels else None
+    id2label = _id2label(model)
     merge_adapter(model["base_model"], Path(model["path"]), target, task=model["task"],
-                  num_labels=len(labels) if labels else None, id2label=id2label)
+                  num_labels=len(id2label) if id2label else None, id2label=id2label)
     store.audit("models.merge", model["id"], {"out": str(target)})
     return {"model": model["id"], "out": str(target)}
