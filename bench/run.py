@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import data_bench
+import eval_bench
 import train_bench
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,8 @@ def main() -> None:
         "data_pii": lambda: data_bench.bench_pii(500 if quick else 20_000),
         "train_sft": lambda: train_bench.bench_sft(quick),
         "train_classification": lambda: train_bench.bench_classification(quick),
+        "eval_classification": lambda: eval_bench.bench_classification(quick),
+        "eval_generation": lambda: eval_bench.bench_generation(quick),
     }
     figures = {name: run() for name, run in benchmarks.items() if not only or name in only}
     if quick:

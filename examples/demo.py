@@ -2,6 +2,8 @@
 
 Data: import and prepare the SMS spam and customer-support sets. Training: the SMS spam classifier (LoRA on
 all-MiniLM-L6-v2, the default recipe) and a short LoRA fine-tune of SmolLM2-135M-Instruct on the support data.
+Evaluation: each model against its base on its test split (the chatbot on its first rows, to keep the demo short),
+with the HTML reports' paths printed at the end.
 
 Each step prints the command it runs, so the demo doubles as a tour of what to type.
 """
@@ -46,6 +48,14 @@ def report_run(run: dict) -> None:
     print(f"  model {run['model']} in {run['output']}")
 
 
+def report_eval(result: dict) -> str:
+    for model, metrics in result["models"].items():
+        print(f"  {model:<28} " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    for flag in result["flags"]:
+        print(f"  flag: {flag}")
+    return result["report"]
+
+
 def main() -> None:
     sms = tunelab("data", "import", str(HERE / "sms_spam" / "SMSSpamCollection"), "--name", "sms-spam",
                   "--map", "SMS=text", "--map", "Label=label")
@@ -64,6 +74,11 @@ def main() -> None:
     report_run(classifier)
     chatbot = tunelab("train", str(HERE / "customer_support" / "train.yaml"))
     report_run(chatbot)
+
+    reports = [report_eval(tunelab("eval", classifier["model"], "--dataset", "sms-spam")),
+               report_eval(tunelab("eval", chatbot["model"], "--dataset", "customer-support", "--limit", "24",
+                                   "--max-new-tokens", "48"))]
+    print("\nreports (open in a browser):", *reports, sep="\n  ")
 
 
 if __name__ == "__main__":

@@ -82,3 +82,12 @@ def test_chat_model_against_zero_and_k_shot_base_and_forgetting_flag(store, gree
     assert report["forgetting"]["metric"] == "perplexity" and report["forgetting"]["flagged"]
     assert report["comparisons"][keys[0]]["test"]["test"] == "paired bootstrap"
     assert len(report["worst"]) == min(10, report["examples"])
+
+
+def test_deleting_the_dataset_deletes_the_reports_that_quote_it(store, classifier, regional_intents):
+    from tunelab.data import delete
+
+    result = evaluate(store, classifier, regional_intents, EvalOptions(forgetting=False, explain=0, resamples=50))
+    assert Path(result["report"]).exists()
+    assert delete(store, regional_intents, force=True)["reports"] == 1
+    assert not Path(result["report"]).parent.exists() and store.evaluations(classifier) == []

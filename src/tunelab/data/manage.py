@@ -75,10 +75,14 @@ def delete(store: Store, ref: str, force: bool = False) -> dict[str, Any]:
         raise ConflictError(f"dataset {version.id} is used by model(s) {', '.join(models)}",
                             "delete those models first, or pass --force to delete the data anyway")
     shutil.rmtree(version.path, ignore_errors=True)
+    reports = store.delete_evaluations(version.id)
+    for report in reports:  # evaluation reports quote the rows they scored
+        shutil.rmtree(Path(report).parent, ignore_errors=True)
     for stale in (store.workspace.artifacts / "datasets").glob(".tmp-*"):
         if time.time() - stale.stat().st_mtime > _STALE_SECONDS:  # a crashed job's half-written copy
             shutil.rmtree(stale, ignore_errors=True)
     store.delete_dataset(version.id)
-    store.audit("data.delete", version.id, {"forced": bool(models), "models": models})
+    store.audit("data.delete", version.id, {"forced": bool(models), "models": models, "reports": len(reports)})
     store.scrub()
-    return {"deleted": version.id, "name": version.name, "rows": version.rows, "models": models}
+    return {"deleted": version.id, "name": version.name, "rows": version.rows, "models": models,
+            "reports": len(reports)}

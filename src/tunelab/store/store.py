@@ -239,6 +239,14 @@ class Store:
                              .order_by(EvaluationRow.created_at.desc(), EvaluationRow.id.desc()))
             return [_row_dict(r) for r in rows]
 
+    def delete_evaluations(self, dataset_id: str) -> list[str]:
+        """Forget the evaluations scored on a dataset; returns their report paths (the reports quote its rows)."""
+        with self.session() as s, s.begin():
+            rows = s.scalars(select(EvaluationRow).where(EvaluationRow.dataset_id == dataset_id)).all()
+            paths = sorted({r.report_path for r in rows})
+            s.execute(delete(EvaluationRow).where(EvaluationRow.dataset_id == dataset_id))
+            return paths
+
     # audit ----------------------------------------------------------------------------------------------------
     def audit(self, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
         actor = os.environ.get("TUNELAB_USER") or getpass.getuser()
