@@ -153,3 +153,14 @@ def prepared(store, tmp_path):
         return prepare(store, import_data(store, [str(path)], name=name).version.id, quick)
 
     return make
+
+
+@pytest.fixture
+def greetings(prepared) -> str:
+    """A prepared instruction dataset with one fixed answer: an SFT task a tiny model learns in a few steps."""
+    from toydata import INTENT_WORDS
+
+    rng = random.Random(1)
+    rows = [{"instruction": f"Greet customer number {i} {rng.choice(INTENT_WORDS)}", "input": "",
+             "output": "Hello and thank you for contacting support."} for i in range(80)]
+    return prepared(rows, "greetings").id

@@ -442,6 +442,131 @@ def report_command(
     emit(result, as_json, result["report"])
 
 
+# ---- API keys ----------------------------------------------------------------------------------------------------
+
+keys_app = typer.Typer(help="API keys for `tunelab serve`: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _key_text(key: Any) -> str:
+    models = ", ".join(key.models) if key.models is not None else "every model"
+    expires = key.expires_at.isoformat(timespec="minutes") + " UTC" if key.expires_at else "never"
+    rate = f"{key.rate_limit}/min" if key.rate_limit else "unlimited"
+    return (f"{key.id}  {key.name:<24} {key.state():<8} models: {models}; expires: {expires}; rate: {rate}"
+            + ("; admin" if key.admin else ""))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="What the key is for (shown in lists and logs).")],
+    models: Annotated[list[str] | None, typer.Option("--models", help="A model the key may call (repeatable; "
+                                                     "default: every model).")] = None,
+    expires: Annotated[str | None, typer.Option("--expires", help="A duration (90m, 12h, 30d, 2w) or an ISO date "
+                                                "(default: never).")] = None,
+    rate_limit: Annotated[int | None, typer.Option("--rate-limit", help="Requests per minute (default: "
+                                                   "unlimited).")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="May load and unload models on a running server.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key and print it once: only a salted hash of it is stored.
+
+    Example: tunelab keys create --name support-bot --models support-v2 --expires 30d --rate-limit 60
+    """
+    from tunelab.govern.keys import create_key
+
+    key, plaintext = create_key(open_store(), name, models=models, expires=expires, rate_limit=rate_limit,
+                                admin=admin)
+    notice = "This key cannot be shown again: store it now."
+    result = {"key": plaintext, "id": key.id, "name": key.name, "models": key.models,
+              "expires_at": key.expires_at.isoformat() if key.expires_at else None, "rate_limit": key.rate_limit,
+              "admin": key.admin}
+    if as_json:
+        say(notice)
+    emit(result, as_json, f"{_key_text(key)}\n\n  {plaintext}\n\n{notice}")
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonFlag = False) -> None:
+    """List API keys (never their secrets): name, models, expiry, rate limit, last use, state.
+
+    Example: tunelab keys list --json
+    """
+    from tunelab.govern.keys import list_keys
+
+    keys = list_keys(open_store())
+    emit({"keys": [k.to_json() for k in keys]}, as_json, "\n".join(_key_text(k) for k in keys) or "no keys yet")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (as in `tunelab keys list`).")],
+                as_json: JsonFlag = False) -> None:
+    """Revoke an API key: running servers refuse it from the next request on.
+
+    Example: tunelab keys revoke 1a2b3c4d5e
+    """
+    from tunelab.govern.keys import revoke_key
+
+    key = revoke_key(open_store(), key_id)
+    emit(key.to_json(), as_json, f"revoked {key.id} ({key.name})")
+
+
+# ---- export ----------------------------------------------------------------------------------------------------
+
+
+@app.command("export")
+def export_command(
+    model: Annotated[str, typer.Argument(help="Model id, id prefix or name.")],
+    format: Annotated[str, typer.Option("--format", help="merged (a Hugging Face folder for transformers and vLLM) "
+                                                     "or gguf (one file for llama.cpp).")] = "merged",
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: export-FORMAT next to the "
+                                                           "model).")] = None,
+    gguf_type: Annotated[str, typer.Option("--gguf-type", help="GGUF tensor type: f32 or f16.")] = "f32",
+    as_json: JsonFlag = False,
+) -> None:
+    """Export a model for other runtimes: merged Hugging Face weights, or GGUF for llama-family causal LMs.
+
+    Example: tunelab export m-1a2b3c4d5e --format gguf
+    """
+    from tunelab.export import export_model
+
+    result = export_model(open_store(), model, format, out, gguf_type)
+    emit(result, as_json, f"exported {result['model']} as {result['format']} into {result['out']} "
+                          f"({len(result['files'])} files, {result['bytes'] / 1e6:,.1f} MB)")
+
+
+# ---- serving ---------------------------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve_command(
+    model: Annotated[list[str] | None, typer.Option("--model", help="A model to load: registered id or name, base "
+                                                    "short name or folder (repeatable).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Most rows generated together.")] = 32,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="Most waiting requests per base (then 503).")] = 256,
+    max_tokens_cap: Annotated[int, typer.Option("--max-tokens-cap", help="Largest max_tokens accepted (then "
+                                                "400).")] = 1024,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", help="Largest request body (then "
+                                                "413).")] = 1 << 20,
+    log_texts: Annotated[str, typer.Option("--log-texts", help="Texts in the request log: none, redacted or "
+                                           "full.")] = "none",
+) -> None:
+    """Serve models over an OpenAI-compatible API: chat, completions, embeddings, classifications.
+
+    Example: tunelab serve --model m-1a2b3c4d5e --port 8000
+    """
+    from tunelab.config import parse_config
+    from tunelab.serve.app import serve
+    from tunelab.serve.settings import ServeSettings
+
+    settings = parse_config(ServeSettings, {"models": model or [], "host": host, "port": port,
+                                            "max_batch": max_batch, "max_queue": max_queue,
+                                            "max_tokens_cap": max_tokens_cap, "max_body_bytes": max_body_bytes,
+                                            "log_texts": log_texts}, "tunelab serve")
+    serve(open_store(), settings)
+
+
 def main() -> None:
     try:
         app()

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from toydata import INTENT_WORDS
 from tunelab.data.versions import read_split
 from tunelab.evaluate import EvalOptions, evaluate
 from tunelab.evaluate.contenders import Decoding
@@ -56,14 +54,6 @@ def test_gate_exit_codes_and_report_command(cli, classifier, regional_intents):
     assert bad.returncode == 2 and "bleu" in bad.stderr and "Traceback" not in bad.stderr
     where = cli("report", classifier, "--json")
     assert where.returncode == 0 and json.loads(where.stdout)["report"] == json.loads(failed.stdout)["report"]
-
-
-@pytest.fixture
-def greetings(prepared) -> str:
-    rng = random.Random(1)
-    rows = [{"instruction": f"Greet customer number {i} {rng.choice(INTENT_WORDS)}", "input": "",
-             "output": "Hello and thank you for contacting support."} for i in range(80)]
-    return prepared(rows, "greetings").id
 
 
 def test_chat_model_against_zero_and_k_shot_base_and_forgetting_flag(store, greetings, tiny_causal_lm):

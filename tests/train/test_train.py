@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -14,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from toydata import INTENT_WORDS, intent_rows
 
+from toydata import intent_rows
 from tunelab.config import load_config
 from tunelab.errors import InputError, TunelabError
 from tunelab.train.config import TrainConfig
@@ -25,14 +24,6 @@ from tunelab.train.recipe import train
 @pytest.fixture
 def intents(prepared) -> str:
     return prepared(intent_rows(160, words=(6, 6)), "intents").id
-
-
-@pytest.fixture
-def greetings(prepared) -> str:
-    rng = random.Random(1)
-    rows = [{"instruction": f"Greet customer number {i} {rng.choice(INTENT_WORDS)}", "input": "",
-             "output": "Hello and thank you for contacting support."} for i in range(80)]
-    return prepared(rows, "greetings").id
 
 
 def _cfg(**values) -> TrainConfig:

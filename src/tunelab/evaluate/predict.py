@@ -79,7 +79,7 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[list[int]], *, max_ne
             input_ids, mask = _pad([list(prompts[i]) for i in batch], pad_id, left=True)
             generated = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                        do_sample=False, use_cache=True, pad_token_id=pad_id,
-                                       eos_token_id=_stop_ids(tokenizer))
+                                       eos_token_id=stop_token_ids(tokenizer))
             texts = tokenizer.batch_decode(generated[:, input_ids.shape[1]:], skip_special_tokens=True)
             for i, text in zip(batch, texts, strict=True):
                 out[i] = text.strip()
@@ -87,7 +87,7 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[list[int]], *, max_ne
     return out
 
 
-def _stop_ids(tokenizer: Any) -> list[int]:
+def stop_token_ids(tokenizer: Any) -> list[int]:
     """eos plus the chat end-of-turn token where the vocabulary has one (ChatML's <|im_end|>)."""
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     for token in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):

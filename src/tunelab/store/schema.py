@@ -124,3 +124,40 @@ class EvaluationRow(Base):
     metrics: Mapped[dict] = mapped_column(JSON)
     report_path: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ApiKeyRow(Base):
+    """An API key of the server. Only a salted hash of its secret is kept; `id` is the public part of the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    salt: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(128))
+    models: Mapped[list | None] = mapped_column(JSON)  # None: every model
+    rate_limit: Mapped[int | None] = mapped_column(Integer)  # requests per minute; None: unlimited
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)  # may load and unload models
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class RequestLogRow(Base):
+    """One request the server answered; the texts are absent, redacted or in full as the server was told."""
+
+    __tablename__ = "request_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    model: Mapped[str | None] = mapped_column(String(300), index=True)  # None: rejected before it was read
+    endpoint: Mapped[str] = mapped_column(String(100))
+    status: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    request_text: Mapped[str | None] = mapped_column(Text)
+    response_text: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -17,13 +17,22 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, delete, event, inspect, select, text
+from sqlalchemy import create_engine, delete, event, inspect, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tunelab.errors import NotFoundError, TunelabError
 from tunelab.records import DatasetVersion
-from tunelab.store.schema import AuditRow, DatasetRow, EvaluationRow, MetricRow, ModelRow, RunRow
+from tunelab.store.schema import (
+    ApiKeyRow,
+    AuditRow,
+    DatasetRow,
+    EvaluationRow,
+    MetricRow,
+    ModelRow,
+    RequestLogRow,
+    RunRow,
+)
 from tunelab.workspace import Workspace
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -247,6 +256,39 @@ class Store:
             s.execute(delete(EvaluationRow).where(EvaluationRow.dataset_id == dataset_id))
             return paths
 
+    # api keys and request log ---------------------------------------------------------------------------------
+    def add_api_key(self, **values: Any) -> None:
+        """Values are the columns of `api_keys`; `tunelab.govern.keys` makes them (the hash, never the secret)."""
+        with self.session() as s, s.begin():
+            s.add(ApiKeyRow(**values))
+
+    def find_api_key(self, key_id: str) -> dict[str, Any] | None:
+        """Read fresh on every call, so a key revoked by another process is refused at once."""
+        with self.session() as s:
+            row = s.get(ApiKeyRow, key_id)
+            return _row_values(row) if row else None
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        with self.session() as s:
+            return [_row_values(r) for r in s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))]
+
+    def update_api_key(self, key_id: str, **values: Any) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(**values))
+
+    def add_requests(self, rows: list[dict[str, Any]]) -> None:
+        """Append request-log rows (the columns of `request_log` but `id`) in one transaction."""
+        with self.session() as s, s.begin():
+            s.add_all(RequestLogRow(**row) for row in rows)
+
+    def request_log(self, limit: int = 100, model: str | None = None) -> list[dict[str, Any]]:
+        """The newest requests first, optionally for one model."""
+        query = select(RequestLogRow).order_by(RequestLogRow.id.desc()).limit(limit)
+        if model is not None:
+            query = query.where(RequestLogRow.model == model)
+        with self.session() as s:
+            return [_row_dict(r) for r in s.scalars(query)]
+
     # audit ----------------------------------------------------------------------------------------------------
     def audit(self, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
         actor = os.environ.get("TUNELAB_USER") or getpass.getuser()
@@ -273,9 +315,12 @@ class Store:
         self.engine.dispose()
 
 
+def _row_values(row: Any) -> dict[str, Any]:
+    return {c.name: getattr(row, c.name) for c in row.__table__.columns}
+
+
 def _row_dict(row: Any) -> dict[str, Any]:
-    values = {c.name: getattr(row, c.name) for c in row.__table__.columns}
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in _row_values(row).items()}
 
 
 def _to_version(row: DatasetRow) -> DatasetVersion:

@@ -70,7 +70,11 @@ class TrainConfig(Schema):
     packing: bool = Field(True, description="sft: concatenate examples into rows of at most max_seq_length tokens "
                           "(position ids reset per example).")
     max_tokens: int | None = Field(None, ge=8, description="sft with packing: tokens per packed step (default "
-                                   "batch_size x 256).")
+                                   "batch_size x the mean example length, so a step holds about batch_size "
+                                   "examples, as an unpacked batch does).")
+    forward_tokens: int = Field(512, ge=8, description="sft with packing: most tokens in one forward/backward pass; "
+                                "a bigger step runs as several passes whose gradients add up to the same step "
+                                "(bounds activation memory, not the math).")
     class_weights: Literal["none", "balanced"] = Field("none", description="classification: weight the loss by "
                                                        "inverse class frequency.")
     lora: LoraSettings = LoraSettings()
@@ -96,6 +100,5 @@ def resolve(cfg: TrainConfig, dataset_kind: str) -> TrainConfig:
         "task": task,
         "learning_rate": rate,
         "epochs": cfg.epochs or (4.0 if classification else 2.0),
-        "max_tokens": cfg.max_tokens or cfg.batch_size * 256,
         "name": cfg.name or None,
     })

@@ -328,6 +328,20 @@ def plan_batches(lengths: Sequence[int], *, batch_size: int, seed: int, epoch: i
     return batches
 
 
+def split_by_tokens(indices: list[int], input_ids: list[list[int]], budget: int) -> list[list[int]]:
+    """Consecutive runs of `indices` holding at most `budget` tokens each (a longer example runs alone)."""
+    runs: list[list[int]] = []
+    used = 0
+    for i in indices:
+        n = len(input_ids[i])
+        if not runs or used + n > budget:
+            runs.append([])
+            used = 0
+        runs[-1].append(i)
+        used += n
+    return runs
+
+
 def _first_fit(order: np.ndarray, sizes: np.ndarray, budget: int) -> list[list[int]]:
     """First fit over `order` in O(n log n): a max segment tree over the free space of bins 0..n-1 (all empty at the
     start, so the leftmost bin with room is either an open bin or the next new one)."""

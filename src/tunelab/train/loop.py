@@ -156,11 +156,18 @@ def _share(indices: list[int], ctx: Context) -> tuple[list[int], float]:
     return (mine, 1.0) if mine else (indices[:1], 0.0)
 
 
+def _passes(setup: Setup, indices: list[int], ctx: Context) -> list[list[int]]:
+    """A packed micro-batch cut into forward/backward passes of at most forward_tokens tokens per process."""
+    if setup.cfg.task != "sft" or not setup.cfg.packing:
+        return [indices]
+    return tdata.split_by_tokens(indices, setup.train.input_ids, setup.cfg.forward_tokens * ctx.world)
+
+
 def train_step(setup: Setup, micro_batches: list[list[int]], ctx: Context) -> tuple[float, int]:
     """One optimizer step over its micro-batches; returns the step's mean loss and real tokens seen."""
     cfg = setup.cfg
     model = ctx.ddp or setup.model
-    shares = [_share(indices, ctx) for indices in micro_batches]
+    shares = [_share(indices, ctx) for batch in micro_batches for indices in _passes(setup, batch, ctx)]
     batches = [(_collate(setup, setup.train, indices), weight) for indices, weight in shares]
     step_targets = _global(sum(_targets(setup, b) for b, w in batches if w), ctx)
     running, tokens = 0.0, 0

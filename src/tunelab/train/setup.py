@@ -167,6 +167,14 @@ def class_weights(cfg: TrainConfig, train: tdata.Encoded, label2id: dict[str, in
     return torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
 
 
+def _step_tokens(cfg: TrainConfig, train: tdata.Encoded) -> TrainConfig:
+    """Default packed step: batch_size examples of mean length, so learning rates keep their unpacked meaning."""
+    if cfg.max_tokens is not None or cfg.task != "sft":
+        return cfg
+    mean = sum(train.lengths) / len(train.input_ids)
+    return cfg.model_copy(update={"max_tokens": max(8, round(cfg.batch_size * mean))})
+
+
 def build(store: Store, cfg_given: TrainConfig) -> Setup:
     """Resolve the config against the data and build every piece, failing before any training starts."""
     transformers.logging.set_verbosity_error()  # load reports and deprecation chatter are not the user's business
@@ -180,6 +188,7 @@ def build(store: Store, cfg_given: TrainConfig) -> Setup:
     base = resolve_base_model(cfg.base_model, store.workspace)
     tokenizer = load_tokenizer(base)
     train, validation, label2id = encode(cfg, dataset, tokenizer)
+    cfg = _step_tokens(cfg, train)
     model = load_model(base, cfg, device, label2id, tokenizer)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     plans, total_steps = plan_epochs(cfg, train, world)

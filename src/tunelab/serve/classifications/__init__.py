@@ -1,0 +1,1 @@
+"""POST /v1/classifications (a tunelab extension): labels with scores from classifier models."""

@@ -1,0 +1,1 @@
+"""POST /v1/embeddings: mean-pooled, L2-normalised sentence vectors from encoder models."""

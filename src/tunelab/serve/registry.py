@@ -1,0 +1,198 @@
+"""Which models the server answers for, and the weights behind them.
+
+A reference is a registered tunelab model (id, id prefix or name), a base model short name (`smollm2-135m`,
+`minilm-l6`) or a model folder. Causal LoRA adapters share their base: ONE copy of the base per folder lives in
+memory, owned by one `Engine`, and each adapter is loaded into it with PEFT under the adapter's model id. A request
+for the adapter runs with that adapter set; a request for the base runs with every adapter switched off. A base
+brought in only by its adapters is served too (clients may want to compare) and leaves with its last adapter.
+Full fine-tunes generate on an engine of their own; classifiers (adapters merged in memory) and encoders run on the
+request's thread under a lock of their own.
+
+`load` and `unload` may run while the server answers: they are serialised by one lock, change adapters only between
+batches (under the engine's lock), and readers see the table of served models swapped whole.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from tunelab.errors import ConflictError, NotFoundError, TunelabError
+from tunelab.evaluate.predict import stop_token_ids
+from tunelab.models import BASE_MODELS, resolve_base_model
+from tunelab.serve import loaders
+from tunelab.serve.engine import Engine
+from tunelab.serve.settings import ServeSettings
+from tunelab.store import Store
+
+TASKS = {"generation": "chat and text completions", "embedding": "embeddings", "classification": "classifications"}
+
+
+@dataclass
+class Served:
+    """A model clients can call by name, as /v1/models lists it."""
+
+    id: str
+    task: str  # generation | embedding | classification
+    kind: str  # base | adapter | full
+    root: str  # the folder it was loaded from
+    tokenizer: Any
+    parent: str | None = None  # adapters: the base they run on
+    aliases: tuple[str, ...] = ()  # other names that reach it (the reference it was loaded by, its name)
+    engine: Engine | None = None  # generation
+    adapter: str | None = None  # the adapter's name inside engine.model
+    model: Any = None  # embedding and classification
+    labels: list[str] | None = None  # classification, in class-id order
+    explicit: bool = True  # False for a base loaded only because an adapter needs it
+    created: int = field(default_factory=lambda: int(time.time()))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.id, *self.aliases)
+
+    @cached_property
+    def stop_ids(self) -> set[int]:
+        return set(stop_token_ids(self.tokenizer))
+
+    @property
+    def context_length(self) -> int | None:
+        config = getattr(self.engine.model if self.engine else self.model, "config", None)
+        return getattr(config, "max_position_embeddings", None)
+
+
+class ModelRegistry:
+    def __init__(self, store: Store, settings: ServeSettings, on_batch: Callable[[int], None] | None = None) -> None:
+        self.store, self.settings, self._on_batch = store, settings, on_batch
+        self._served: dict[str, Served] = {}  # replaced whole on change, so readers need no lock
+        self._lock = threading.RLock()
+
+    def get(self, name: str) -> Served | None:
+        served = self._served
+        return served.get(name) or next((s for s in served.values() if name in s.aliases), None)
+
+    def served(self) -> list[Served]:
+        return list(self._served.values())
+
+    def load(self, ref: str) -> Served:
+        """Load a model (a no-op if it is served already) and return it; errors name what exists."""
+        with self._lock:
+            existing = self.get(ref)
+            if existing is not None:
+                existing.explicit = True
+                return existing
+            if ref in BASE_MODELS or Path(ref).expanduser().is_dir():
+                return self._load_base(ref)
+            try:
+                record = self.store.get_model(ref)
+            except NotFoundError:
+                if "/" in ref:  # a hub name
+                    return self._load_base(ref)
+                raise NotFoundError(f"no model {ref!r}", self._known_hint()) from None
+            existing = self.get(record["id"])
+            return existing or self._load_registered(record, ref)
+
+    def unload(self, name: str) -> Served:
+        """Stop serving a model; refuses a base while adapters run on it. Returns what was unloaded."""
+        with self._lock:
+            entry = self.get(name)
+            if entry is None:
+                raise NotFoundError(f"model {name!r} is not loaded",
+                                    f"loaded: {', '.join(self._served) or 'none'}")
+            children = [s.id for s in self._served.values() if s.parent == entry.id]
+            if children:
+                raise ConflictError(f"adapters {', '.join(children)} run on {entry.id}", "unload them first")
+            self._remove(entry)
+            if entry.adapter is not None:
+                with entry.engine.lock:
+                    entry.engine.model = loaders.detach_adapter(entry.engine.model, entry.adapter)
+                base = self._served.get(entry.parent)
+                if base is not None and not base.explicit and not any(s.parent == base.id for s in self.served()):
+                    self.unload(base.id)
+            elif entry.engine is not None:
+                entry.engine.close()
+            return entry
+
+    def close(self) -> None:
+        for entry in self.served():
+            if entry.engine is not None and entry.adapter is None:
+                entry.engine.close()
+        self._served = {}
+
+    # ------------------------------------------------------------------------------------------------ loading
+    def _add(self, entry: Served) -> Served:
+        self._served = {**self._served, entry.id: entry}
+        return entry
+
+    def _remove(self, entry: Served) -> None:
+        self._served = {k: v for k, v in self._served.items() if k != entry.id}
+
+    def _known_hint(self) -> str:
+        recent = list(dict.fromkeys(m["name"] for m in reversed(self.store.list_models())))[:10]
+        return (f"recent registered models: {', '.join(recent) or 'none'} (`tunelab models list` has them all); "
+                f"base models: {', '.join(BASE_MODELS)}; or a model folder")
+
+    def _load_base(self, ref: str) -> Served:
+        resolved = resolve_base_model(ref, self.store.workspace)
+        kind = resolved.architecture or loaders.architecture(resolved.path)
+        if kind == "causal":
+            return self._causal_base(resolved.path, ref, explicit=True)
+        tokenizer = loaders.tokenizer_for(resolved.path)
+        if kind == "classifier":
+            model = loaders.load_classifier(resolved.path)
+            labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+            return self._add(Served(ref, "classification", "base", resolved.path, tokenizer, model=model,
+                                    labels=labels))
+        return self._add(Served(ref, "embedding", "base", resolved.path, tokenizer, model=loaders.load_encoder(
+            resolved.path)))
+
+    def _causal_base(self, path: str, name: str, explicit: bool) -> Served:
+        """The served base for a folder, loaded with its engine the first time."""
+        base = next((s for s in self._served.values() if s.kind == "base" and s.root == path and s.engine), None)
+        if base is not None:
+            base.explicit = base.explicit or explicit
+            return base
+        if name in self._served:  # another folder took the name: this one goes by its path
+            name = path
+        tokenizer = loaders.tokenizer_for(path)
+        return self._add(Served(name, "generation", "base", path, tokenizer, explicit=explicit,
+                                engine=self._engine(name, loaders.load_causal(path), tokenizer)))
+
+    def _engine(self, name: str, model: Any, tokenizer: Any) -> Engine:
+        s = self.settings
+        return Engine(name, model, tokenizer.pad_token_id, max_batch=s.max_batch, max_queue=s.max_queue,
+                      batch_wait_ms=s.batch_wait_ms, on_batch=self._on_batch)
+
+    def _load_registered(self, record: dict[str, Any], ref: str) -> Served:
+        from tunelab.train.service import load_model
+
+        aliases = tuple(dict.fromkeys(a for a in (ref, record["name"]) if a != record["id"]))
+        common = {"root": record["path"], "aliases": aliases}
+        if record["task"] == "classification":
+            model, tokenizer = load_model(record)
+            labels = [label for label, _ in sorted(record["labels"].items(), key=lambda item: item[1])]
+            return self._add(Served(record["id"], "classification", record["kind"], tokenizer=tokenizer,
+                                    model=model.to(loaders.device()), labels=labels, **common))
+        if record["kind"] != "adapter":
+            model, tokenizer = load_model(record)
+            model = model.to(loaders.device())
+            return self._add(Served(record["id"], "generation", record["kind"], tokenizer=tokenizer,
+                                    engine=self._engine(record["id"], model, tokenizer), **common))
+        base = self._causal_base(record["base_model"], self._base_name(record), explicit=False)
+        tokenizer = loaders.tokenizer_for(record["path"]) if loaders.has_tokenizer(record["path"]) else base.tokenizer
+        with base.engine.lock:
+            base.engine.model = loaders.attach_adapter(base.engine.model, record["path"], record["id"])
+        return self._add(Served(record["id"], "generation", "adapter", tokenizer=tokenizer, parent=base.id,
+                                engine=base.engine, adapter=record["id"], **common))
+
+    def _base_name(self, record: dict[str, Any]) -> str:
+        """The name the base was trained under (`smollm2-135m`, a folder), from the run; else its folder."""
+        try:
+            return self.store.get_run(record["run_id"])["base_model"] if record["run_id"] else record["base_model"]
+        except TunelabError:
+            return record["base_model"]
