@@ -3,7 +3,8 @@
 Data: import and prepare the SMS spam and customer-support sets. Training: the SMS spam classifier (LoRA on
 all-MiniLM-L6-v2, the default recipe) and a short LoRA fine-tune of SmolLM2-135M-Instruct on the support data.
 Evaluation: each model against its base on its test split (the chatbot on its first rows, to keep the demo short),
-with the HTML reports' paths printed at the end.
+with the HTML reports' paths printed at the end. Serving: an API key, the server on the chatbot for a few seconds,
+and one question asked through the real `openai` client.
 
 Each step prints the command it runs, so the demo doubles as a tour of what to type.
 """
@@ -12,10 +13,13 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 HERE = Path(__file__).parent
 TUNELAB = [sys.executable, "-m", "tunelab.cli"]
@@ -56,6 +60,46 @@ def report_eval(result: dict) -> str:
     return result["report"]
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the server exited with code {server.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    sys.exit("the server did not become healthy in time")
+
+
+def serve_and_ask(model: str) -> None:
+    from openai import OpenAI
+
+    key = tunelab("keys", "create", "--name", "demo")["key"]
+    port = _free_port()
+    print(f"\n$ tunelab serve --model {model} --port {port}", flush=True)
+    server = subprocess.Popen([*TUNELAB, "serve", "--model", model, "--port", str(port)])
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", server)
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key)
+        question = "I want to cancel my order, how do I do that?"
+        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": question}],
+                                               max_tokens=64, temperature=0)
+        print(f"  openai client -> {model}\n  Q: {question}\n  A: {reply.choices[0].message.content}\n"
+              f"  usage: {reply.usage.prompt_tokens} prompt + {reply.usage.completion_tokens} completion tokens")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
 def main() -> None:
     sms = tunelab("data", "import", str(HERE / "sms_spam" / "SMSSpamCollection"), "--name", "sms-spam",
                   "--map", "SMS=text", "--map", "Label=label")
@@ -79,6 +123,7 @@ def main() -> None:
                report_eval(tunelab("eval", chatbot["model"], "--dataset", "customer-support", "--limit", "24",
                                    "--max-new-tokens", "48"))]
     print("\nreports (open in a browser):", *reports, sep="\n  ")
+    serve_and_ask(chatbot["model"])
 
 
 if __name__ == "__main__":
