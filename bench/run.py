@@ -15,6 +15,7 @@ from pathlib import Path
 
 import data_bench
 import eval_bench
+import serve_bench
 import train_bench
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,7 @@ def main() -> None:
         "train_classification": lambda: train_bench.bench_classification(quick),
         "eval_classification": lambda: eval_bench.bench_classification(quick),
         "eval_generation": lambda: eval_bench.bench_generation(quick),
+        "serve": lambda: serve_bench.bench(quick),
     }
     figures = {name: run() for name, run in benchmarks.items() if not only or name in only}
     if quick:
