@@ -273,3 +273,36 @@ def test_label_map_is_sorted_and_independent_of_order():
     a = pa.table({"text": ["1", "2", "3"], "label": ["spam", "ham", None]})
     b = pa.table({"text": ["4"], "label": ["eggs"]})
     assert label_map([a, b]) == label_map([b, a]) == {"eggs": 0, "ham": 1, "spam": 2}
+
+
+def test_loss_on_target_positions_only_equals_the_full_logits_loss(tiny_causal_lm, tiny_tokenizer):
+    """The SFT loss runs the output layer only where a target is: same loss and gradients as full logits."""
+    from types import SimpleNamespace
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tunelab.train.loop import body_and_head, loss_sum
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_causal_lm),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    encoded = encode_sft(_chat_table(CHATS), "chat", tiny_tokenizer, 512)
+    batch = collate_sft(encoded.input_ids, encoded.labels, packing=True, pad_id=tiny_tokenizer.pad_token_id,
+                        row_tokens=64)
+    setup = SimpleNamespace(cfg=SimpleNamespace(task="sft"))
+    assert body_and_head(model) is not None
+
+    fast, n, _ = loss_sum(setup, model, batch)
+    fast.backward()
+    fast_grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+    model.zero_grad()
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "num_tokens")}
+    logits = model(**inputs, use_cache=False).logits[:, :-1]
+    full = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch["labels"][:, 1:].flatten(),
+                                             ignore_index=IGNORE_INDEX, reduction="sum")
+    full.backward()
+    assert n == int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    assert float(fast) == pytest.approx(float(full), rel=1e-5)
+    for a, p in zip(fast_grads, (p for p in model.parameters() if p.requires_grad), strict=True):
+        assert torch.allclose(a, p.grad, atol=1e-5)

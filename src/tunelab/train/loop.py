@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel
 
 from tunelab.progress import progress_enabled, stderr
 from tunelab.store import Store
@@ -102,15 +103,43 @@ def loss_sum(setup: Setup, model: torch.nn.Module, batch: dict[str, torch.Tensor
     """Summed loss, number of loss targets, and correct predictions (classification) of one micro-batch."""
     labels = batch["labels"]
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "num_tokens")}
-    logits = model(**inputs).logits
     if setup.cfg.task == "classification":
-        weight = setup.class_weights
-        loss = F.cross_entropy(logits.float(), labels, weight=weight, reduction="sum")
+        logits = model(**inputs).logits
+        loss = F.cross_entropy(logits.float(), labels, weight=setup.class_weights, reduction="sum")
         return loss, labels.numel(), int((logits.argmax(-1) == labels).sum())
     targets = labels[:, 1:]
-    loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=tdata.IGNORE_INDEX,
-                           reduction="sum")
+    split = body_and_head(model)
+    if split is None:
+        logits = model(**inputs).logits[:, :-1]
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=tdata.IGNORE_INDEX,
+                               reduction="sum")
+    else:
+        body, head = split
+        keep = targets != tdata.IGNORE_INDEX
+        hidden = body(**inputs).last_hidden_state[:, :-1][keep]
+        loss = F.cross_entropy(head(hidden).float(), targets[keep], reduction="sum")
     return loss, int((targets != tdata.IGNORE_INDEX).sum()), 0
+
+
+# Config keys of causal LMs whose logits are more than head(hidden) (soft-capping, scaling): they keep the full path.
+_HEAD_EXTRAS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+def body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """(transformer body, output layer) of a causal LM whose logits are just head(hidden), else None.
+
+    The SFT loss needs logits only where a target is (the assistant tokens: about half of a chat batch), so the
+    output layer runs on those positions alone instead of producing a [tokens, vocabulary] tensor for every token;
+    the loss is the same. A DistributedDataParallel wrapper keeps its own forward, which its gradient sync needs.
+    """
+    if isinstance(model, DistributedDataParallel):
+        return None
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT: LoRA layers stay in place
+    body = getattr(lm, getattr(lm, "base_model_prefix", ""), None)
+    head = lm.get_output_embeddings() if hasattr(lm, "get_output_embeddings") else None
+    if body is None or head is None or any(getattr(lm.config, key, None) for key in _HEAD_EXTRAS):
+        return None
+    return body, head
 
 
 def _targets(setup: Setup, batch: dict[str, torch.Tensor]) -> int:
