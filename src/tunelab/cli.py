@@ -404,6 +404,12 @@ def eval_command(
     expects_json: Annotated[bool, typer.Option("--expects-json", help="Also score the rate of valid JSON "
                                                "answers.")] = False,
     no_forgetting: Annotated[bool, typer.Option("--no-forgetting", help="Skip the forgetting check.")] = False,
+    judge_url: Annotated[str | None, typer.Option("--judge-url", help="Generation: grade answers 1-5 with an LLM "
+                                                  "judge at this OpenAI-compatible base URL (rubric in "
+                                                  "docs/evaluation.md).")] = None,
+    judge_model: Annotated[str | None, typer.Option("--judge-model", help="The judge's model name.")] = None,
+    judge_key: Annotated[str, typer.Option("--judge-key", envvar="TUNELAB_JUDGE_KEY", show_default=False,
+                                           help="The judge's API key (better: TUNELAB_JUDGE_KEY).")] = "none",
     as_json: JsonFlag = False,
 ) -> None:
     """Score a fine-tuned model against its base on the same examples; write an HTML report and eval.json.
@@ -411,11 +417,16 @@ def eval_command(
     Example: tunelab eval m-1a2b3c4d5e --dataset sms-spam --min-improvement f1_macro=0.02
     """
     from tunelab.evaluate import Decoding, EvalOptions, evaluate
+    from tunelab.evaluate.judge import JudgeSettings
 
+    if bool(judge_url) != bool(judge_model):
+        raise InputError("--judge-url and --judge-model go together", "e.g. --judge-url http://127.0.0.1:8001/v1 "
+                                                                      "--judge-model judge-model-name")
     options = EvalOptions(split=split, compare=compare or [], group_column=group_column, limit=limit,
                           decoding=Decoding(max_new_tokens=max_new_tokens, shots=shots),
                           min_improvement=_improvements(min_improvement or []), forgetting=not no_forgetting,
-                          expects_json=expects_json)
+                          expects_json=expects_json,
+                          judge=JudgeSettings(judge_url, judge_model, judge_key) if judge_url else None)
     result = evaluate(open_store(), model, dataset, options)
     emit(result, as_json, _eval_text(result))
     if result["gate"] and not result["gate"]["passed"]:

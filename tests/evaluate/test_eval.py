@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
@@ -11,6 +14,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from tunelab.data.versions import read_split
 from tunelab.evaluate import EvalOptions, evaluate
 from tunelab.evaluate.contenders import Decoding
+from tunelab.evaluate.judge import JudgeSettings
 from tunelab.train.config import TrainConfig
 from tunelab.train.recipe import train
 
@@ -81,3 +85,49 @@ def test_deleting_the_dataset_deletes_the_reports_that_quote_it(store, classifie
     assert Path(result["report"]).exists()
     assert delete(store, regional_intents, force=True)["reports"] == 1
     assert not Path(result["report"]).parent.exists() and store.evaluations(classifier) == []
+
+
+class _Judge(BaseHTTPRequestHandler):
+    """A stand-in for an external judge LLM behind an OpenAI-compatible API: 5 when the answer greets, else 1."""
+
+    keys: ClassVar[list[str]] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _Judge.keys.append(self.headers.get("Authorization", ""))
+        answer = body["messages"][-1]["content"].split("Assistant's answer:\n", 1)[1]
+        score = "I cannot tell" if not answer.strip() else ("5" if "Hello" in answer else "Score: 1")
+        reply = {"id": "j", "object": "chat.completion", "created": 0, "model": body["model"],
+                 "choices": [{"index": 0, "finish_reason": "stop",
+                              "message": {"role": "assistant", "content": score}}]}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_llm_judge_scores_every_model_with_the_rubric_and_keeps_no_key(store, greetings, tiny_causal_lm):
+    cfg = TrainConfig.model_validate({"dataset": greetings, "base_model": str(tiny_causal_lm), "method": "full",
+                                      "learning_rate": 3e-3, "epochs": 3, "max_tokens": 128, "seed": 0, "threads": 1})
+    model = train(store, cfg)["model"]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Judge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        judge = JudgeSettings(f"http://127.0.0.1:{server.server_port}/v1", "judge-1", api_key="secret-judge-key")
+        options = EvalOptions(decoding=Decoding(max_new_tokens=12, shots=0), resamples=50, forgetting=False,
+                              judge=judge)
+        result = evaluate(store, model, greetings, options)
+    finally:
+        server.shutdown()
+    report = json.loads(Path(result["json"]).read_text())
+    tuned, base = report["metrics"][model], report["metrics"][next(iter(report["metrics"]))]
+    assert tuned["judge_score"] > base["judge_score"] >= 1 and tuned["judge_invalid"] == 0
+    assert result["models"][model]["judge_score"] == tuned["judge_score"]
+    assert _Judge.keys and all(k == "Bearer secret-judge-key" for k in _Judge.keys)
+    assert "secret-judge-key" not in Path(result["json"]).read_text() + Path(result["report"]).read_text()
+    assert "Reply with the score alone" in Path(result["report"]).read_text()

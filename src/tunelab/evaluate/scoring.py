@@ -83,11 +83,12 @@ def worst_generated(references: list[str], scored: dict[str, Any], prompts: list
     """The answers furthest from their references by token F1."""
     f1 = scored["per_example"]["token_f1"]
     order = sorted(range(len(f1)), key=lambda i: f1[i])[:k]
-    return [{"row": i, "prompt": _last_user(prompts[i]), "reference": references[i],
+    return [{"row": i, "prompt": last_user(prompts[i]), "reference": references[i],
              "predicted": scored["predicted"][i], "token_f1": f1[i]} for i in order]
 
 
-def _last_user(prompt: Any) -> str:
+def last_user(prompt: Any) -> str:
+    """The question of a generation example: its last user turn, or the plain prompt."""
     if isinstance(prompt, str):
         return prompt
     return next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")

@@ -17,6 +17,7 @@ from tunelab.errors import InputError, NotFoundError
 from tunelab.evaluate import bias, explain, forgetting, scoring
 from tunelab.evaluate.contenders import Contender, Decoding, base_contenders, registered
 from tunelab.evaluate.inputs import EvalSet, eval_set
+from tunelab.evaluate.judge import RUBRIC, JudgeSettings, judge
 from tunelab.evaluate.metrics import headline
 from tunelab.evaluate.report import write_report
 from tunelab.progress import say
@@ -37,6 +38,7 @@ class EvalOptions:
     explain: int = 6  # classifier decisions to explain (half errors, half correct)
     resamples: int = 1000  # bootstrap resamples for confidence intervals and the paired test
     expects_json: bool = False  # generation: also report the rate of valid JSON answers
+    judge: JudgeSettings | None = None  # generation: LLM-as-judge scores from an OpenAI-compatible endpoint
 
 
 def evaluate(store: Store, model_ref: str, dataset_ref: str, options: EvalOptions | None = None) -> dict[str, Any]:
@@ -58,6 +60,8 @@ def evaluate(store: Store, model_ref: str, dataset_ref: str, options: EvalOption
         "contenders": [{"key": c.key, "label": c.label, "role": c.role, "note": c.note, "model_id": c.model_id}
                        for c in contenders],
         "decoding": vars(options.decoding) if data.task == "sft" else None,
+        "judge": {"model": options.judge.model, "base_url": options.judge.base_url, "rubric": RUBRIC}
+        if options.judge and data.task == "sft" else None,  # never the judge's key
         "metrics": {key: s["metrics"] for key, s in scored.items()},
         "predictions": {key: s["predicted"] for key, s in scored.items()},  # row by row, for audits and re-scoring
         "comparisons": {c.key: scoring.compare(data.task, scored[tuned.key], scored[c.key], options.resamples)
@@ -109,7 +113,13 @@ def _score(contender: Contender, data: EvalSet, labels: list[str], options: Eval
     output = contender.predict(data, labels, options.decoding)
     if data.task == "classification":
         return scoring.score_classification(output["proba"], data.references, labels, options.resamples)
-    return scoring.score_generation(output, data.references, options.expects_json, options.resamples)
+    scored = scoring.score_generation(output, data.references, options.expects_json, options.resamples)
+    if options.judge:
+        graded = judge(options.judge, [scoring.last_user(p) for p in data.inputs], data.references,
+                       scored["predicted"], contender.label)
+        scored["metrics"].update(judge_score=graded["judge_score"], judge_invalid=graded["judge_invalid"])
+        scored["judge_scores"] = graded["scores"]
+    return scored
 
 
 def _checks(contenders: list[Contender], tuned: Contender, scored: dict[str, Any], data: EvalSet,
@@ -200,7 +210,7 @@ def _save(store: Store, result: dict[str, Any], data: EvalSet) -> dict[str, Any]
 
 def _headline(result: dict[str, Any], key: str) -> dict[str, float]:
     values = result["metrics"][key]
-    names = [*headline(result["task"]), "perplexity", "roc_auc", "ece", "bleu", "json_valid_rate"]
+    names = [*headline(result["task"]), "perplexity", "roc_auc", "ece", "bleu", "json_valid_rate", "judge_score"]
     return {n: values[n] for n in names if values.get(n) is not None}
 
 
