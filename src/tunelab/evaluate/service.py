@@ -20,6 +20,7 @@ from tunelab.evaluate.inputs import EvalSet, eval_set
 from tunelab.evaluate.judge import RUBRIC, JudgeSettings, judge
 from tunelab.evaluate.metrics import headline
 from tunelab.evaluate.report import write_report
+from tunelab.models import quiet_transformers
 from tunelab.progress import say
 from tunelab.store import Store
 
@@ -43,6 +44,7 @@ class EvalOptions:
 
 def evaluate(store: Store, model_ref: str, dataset_ref: str, options: EvalOptions | None = None) -> dict[str, Any]:
     options = options or EvalOptions()
+    quiet_transformers()
     record = store.get_model(model_ref)
     dataset = store.get_dataset(dataset_ref)
     data = eval_set(read_split(dataset, options.split), dataset.kind, options.group_column, options.limit)

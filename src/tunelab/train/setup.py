@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import transformers
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -24,7 +22,7 @@ from transformers import (
 
 from tunelab.data.versions import read_split
 from tunelab.errors import InputError, TunelabError
-from tunelab.models import ResolvedModel, resolve_base_model
+from tunelab.models import ResolvedModel, quiet_transformers, resolve_base_model
 from tunelab.records import DatasetVersion
 from tunelab.store import Store
 from tunelab.train import data as tdata
@@ -177,9 +175,7 @@ def _step_tokens(cfg: TrainConfig, train: tdata.Encoded) -> TrainConfig:
 
 def build(store: Store, cfg_given: TrainConfig) -> Setup:
     """Resolve the config against the data and build every piece, failing before any training starts."""
-    transformers.logging.set_verbosity_error()  # load reports and deprecation chatter are not the user's business
-    transformers.logging.disable_progress_bar()  # our own bar is the one that matters
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\.")
+    quiet_transformers()
     dataset = load_dataset(store, cfg_given)
     cfg = resolve(cfg_given, dataset.kind)
     if cfg.threads:
