@@ -6,6 +6,7 @@ model output and must not become markup; only fragments built by our own code ar
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -19,3 +20,8 @@ def render(template: Path, filters: dict[str, Any] | None = None, **context: Any
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters.update(filters or {})
     return env.get_template(template.name).render(**context)
+
+
+def data_uri(png: bytes) -> str:
+    """Embed a PNG in HTML (`<img src=...>`) so a page is one self-contained file."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

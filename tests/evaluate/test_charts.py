@@ -11,6 +11,7 @@ import pytest
 
 from tunelab.errors import InputError
 from tunelab.evaluate import charts
+from tunelab.html import data_uri
 
 SCORES = {
     "base": {"accuracy": 0.7, "f1_macro": 0.62, "chrf": 41.0, "accuracy_ci": [0.65, 0.75]},
@@ -48,7 +49,7 @@ def test_chart_is_a_non_blank_png(name):
 
 def test_data_uri_round_trips():
     png = CHARTS["group_bars"]()
-    uri = charts.data_uri(png)
+    uri = data_uri(png)
     assert uri.startswith("data:image/png;base64,")
     assert base64.b64decode(uri.removeprefix("data:image/png;base64,")) == png
 

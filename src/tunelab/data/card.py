@@ -7,7 +7,6 @@ changes the global matplotlib backend or rc settings that other modules rely on.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import math
@@ -26,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from tunelab.data.shapes import fields_of
-from tunelab.html import render
+from tunelab.html import data_uri, render
 from tunelab.records import DatasetVersion
 
 TEMPLATE = Path(__file__).parent / "templates" / "card.html"  # package data
@@ -221,7 +220,7 @@ def _png(draw: Callable[[Axes], None], height: float = 3.2) -> str:
         draw(fig.add_subplot())
         buf = io.BytesIO()
         fig.savefig(buf, format="png", facecolor="white")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return data_uri(buf.getvalue())
 
 
 def _no_data(ax: Axes, what: str) -> None:

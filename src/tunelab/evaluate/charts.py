@@ -8,7 +8,6 @@ dict: the first (the base model) is grey, the others take distinct colours. Long
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Sequence
 from typing import Any
@@ -24,11 +23,6 @@ MAX_LABELS = 30
 BASE_COLOR = "#8c8c8c"
 MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#17becf", "#e377c2", "#bcbd22"]
 GAIN, LOSS = "#2ca02c", "#d62728"
-
-
-def data_uri(png: bytes) -> str:
-    """Embed a PNG in HTML (`<img src=...>`) so a report is one self-contained file."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def model_colors(models: Sequence[str]) -> dict[str, str]:

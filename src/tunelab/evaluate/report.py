@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from tunelab.evaluate import charts
 from tunelab.evaluate.metrics import headline
-from tunelab.html import render
+from tunelab.html import data_uri, render
 
 TEMPLATE = Path(__file__).parent / "templates" / "report.html"  # package data
 
@@ -29,7 +29,7 @@ def _labels(result: dict[str, Any]) -> dict[str, str]:
 
 
 def _figure(png: bytes, caption: str, alt: str) -> dict[str, str]:
-    return {"src": charts.data_uri(png), "caption": caption, "alt": alt}
+    return {"src": data_uri(png), "caption": caption, "alt": alt}
 
 
 def _figures(result: dict[str, Any]) -> dict[str, Any]:
