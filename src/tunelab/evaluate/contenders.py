@@ -21,6 +21,7 @@ from tunelab.models import resolve_base_model
 from tunelab.store import Store
 from tunelab.train.data import encode_sft
 from tunelab.train.service import load_model
+from tunelab.train.setup import load_tokenizer
 
 PROBE_TRAIN_ROWS = 4000  # enough for a linear probe to converge; keeps the base line cheap on big train splits
 
@@ -94,12 +95,10 @@ def registered(store: Store, ref: str, role: str) -> Contender:
 def base_contenders(store: Store, name: str, task: str, train: Any, train_kind: str, decoding: Decoding,
                     role: str = "base") -> list[Contender]:
     """The base line(s) for `name`: a probe for classification, zero-shot and k-shot prompting for generation."""
-    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM
 
     base = resolve_base_model(name, store.workspace)
-    tokenizer = AutoTokenizer.from_pretrained(base.path)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer = load_tokenizer(base)  # as training loads it, pad token included
     if task == "classification":
         encoder = AutoModel.from_pretrained(base.path, dtype=torch.float32).eval()
         probe = fit_probe(encoder, tokenizer, train, decoding)
