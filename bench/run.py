@@ -15,6 +15,7 @@ from pathlib import Path
 
 import data_bench
 import eval_bench
+import gpu_bench
 import serve_bench
 import train_bench
 
@@ -46,6 +47,8 @@ def main() -> None:
         "eval_generation": lambda: eval_bench.bench_generation(quick),
         "serve": lambda: serve_bench.bench(quick),
     }
+    if gpu_bench.torch.cuda.is_available():  # kept from the last GPU machine otherwise
+        benchmarks["train_sft_gpu"] = lambda: gpu_bench.bench("smollm2-135m", False, 5 if quick else 60, 32)
     figures = {name: run() for name, run in benchmarks.items() if not only or name in only}
     if quick:
         return

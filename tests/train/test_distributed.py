@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from toydata import intent_rows
 
+from toydata import intent_rows
+from trainruns import loss_curve
 from tunelab.train.launch import command, without_nproc
 
 
@@ -31,11 +32,6 @@ def _run(cli, config: Path, *args: str) -> dict:
     return result
 
 
-def _train_losses(run_dir: Path) -> list[float]:
-    points = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [p["loss"] for p in points if p["kind"] == "train"]
-
-
 def test_the_launcher_drops_only_nproc():
     argv = ["train", "t.yaml", "--nproc", "2", "--set", "epochs=1", "--nproc=3", "--json"]
     assert without_nproc(argv) == ["train", "t.yaml", "--set", "epochs=1", "--json"]
@@ -52,7 +48,7 @@ def test_two_processes_match_one_with_the_same_global_batch(store, intents, tiny
     runs = {r["id"]: r for r in store.list_runs()}
     assert runs[two["run"]]["config_resolved"]["batch_size"] == 4
     dirs = [Path(runs[r["run"]]["output_dir"]) for r in (two, one)]
-    losses = [_train_losses(d) for d in dirs]
+    losses = [loss_curve(d) for d in dirs]
     assert len(losses[0]) == len(losses[1]) == 6
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
     assert two["best_val_loss"] == pytest.approx(one["best_val_loss"], rel=1e-4)

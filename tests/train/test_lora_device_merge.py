@@ -177,7 +177,10 @@ def test_unknown_values_list_the_choices():
 def test_gpu_without_bf16_or_extras(fake_gpu):
     plan = plan_device(method="lora")
     assert (plan.device, plan.dtype, plan.attn_implementation) == ("cuda", torch.float32, "sdpa")
-    assert plan_device(method="lora", precision="fp16").dtype == torch.float16
+    half = plan_device(method="lora", precision="fp16")
+    assert half.dtype == torch.float16 and half.mixed and half.load_dtype("lora") == torch.float16
+    assert half.load_dtype("full") == torch.float32  # every weight trains: fp32 master copies under autocast
+    assert not plan.mixed and plan.grad_scaler() is None
     with pytest.raises(InputError, match="bf16 is not supported by this GPU"):
         plan_device(method="lora", precision="bf16")
     with pytest.raises(InputError, match="qlora needs the bitsandbytes package"):

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from toydata import intent_rows
+from trainruns import loss_curve, start_training, wait_for_checkpoint
 from tunelab.config import load_config
 from tunelab.errors import InputError, TunelabError
 from tunelab.train.config import TrainConfig
@@ -30,11 +27,6 @@ def _cfg(**values) -> TrainConfig:
     return TrainConfig.model_validate({"seed": 0, "threads": 1, **values})
 
 
-def _losses(run_dir: Path, kind: str = "train") -> list[float]:
-    points = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [p["loss" if kind == "train" else "val_loss"] for p in points if p["kind"] == kind]
-
-
 def test_classifier_learns_a_toy_task(store, intents, tiny_encoder):
     result = train(store, _cfg(dataset=intents, base_model=str(tiny_encoder), method="full", learning_rate=1e-3,
                                epochs=6, batch_size=8))
@@ -48,7 +40,7 @@ def test_classifier_learns_a_toy_task(store, intents, tiny_encoder):
 def test_sft_learns_a_toy_task(store, greetings, tiny_causal_lm):
     result = train(store, _cfg(dataset=greetings, base_model=str(tiny_causal_lm), method="full", learning_rate=3e-3,
                                epochs=3, max_tokens=128))
-    losses = _losses(Path(store.get_run(result["run"])["output_dir"]))
+    losses = loss_curve(Path(store.get_run(result["run"])["output_dir"]))
     assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3
     assert (Path(result["output"]) / "model.safetensors").exists()
 
@@ -56,7 +48,7 @@ def test_sft_learns_a_toy_task(store, greetings, tiny_causal_lm):
 def test_lora_sft_trains_and_saves_only_the_adapter(store, greetings, tiny_causal_lm):
     result = train(store, _cfg(dataset=greetings, base_model=str(tiny_causal_lm), learning_rate=1e-2, epochs=3,
                                max_tokens=128, lora={"r": 8, "alpha": 16}))
-    losses = _losses(Path(store.get_run(result["run"])["output_dir"]))
+    losses = loss_curve(Path(store.get_run(result["run"])["output_dir"]))
     assert sum(losses[-3:]) / 3 < 0.95 * sum(losses[:3]) / 3
     folder = Path(result["output"])
     assert (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").exists()
@@ -108,27 +100,6 @@ def test_merge_gives_a_plain_transformers_folder(store, greetings, tiny_causal_l
     assert merged.config.model_type == "llama"
 
 
-def _cli_env(store) -> dict[str, str]:
-    return {**os.environ, "TUNELAB_HOME": str(store.workspace.home)}
-
-
-def _start(store, config: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tunelab.cli", "train", str(config), *args, "--json"],
-                            env=_cli_env(store), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for_checkpoint(store, step: int, process: subprocess.Popen, timeout: float = 240) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"training ended early: {process.stderr.read()}")
-        runs = store.list_runs()
-        if runs and (Path(runs[-1]["output_dir"]) / "checkpoints" / f"checkpoint-{step:07d}").exists():
-            return runs[-1]
-        time.sleep(0.02)
-    raise AssertionError(f"no checkpoint-{step} within {timeout} s")
-
-
 def test_a_killed_run_resumes_to_the_same_result(store, greetings, tiny_causal_lm, cli, tmp_path):
     settings = {"dataset": greetings, "base_model": str(tiny_causal_lm), "learning_rate": 3e-3, "max_steps": 300,
                 "max_tokens": 64, "checkpoint_every": 4, "eval_every": 50, "seed": 0, "threads": 1,
@@ -136,8 +107,8 @@ def test_a_killed_run_resumes_to_the_same_result(store, greetings, tiny_causal_l
     reference = train(store, TrainConfig.model_validate(settings))
     config = tmp_path / "train.yaml"
     config.write_text(json.dumps(settings))
-    process = _start(store, config)
-    run = _wait_for_checkpoint(store, 12, process)
+    process = start_training(store, config)
+    run = wait_for_checkpoint(store, 12, process)
     process.send_signal(signal.SIGKILL)  # wherever it is now: past step 12, before the end
     process.wait()
     listed = json.loads(cli("runs", "list", "--json").stdout)["runs"]
@@ -146,10 +117,10 @@ def test_a_killed_run_resumes_to_the_same_result(store, greetings, tiny_causal_l
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["state"] == "succeeded"
     ref_dir, run_dir = (Path(store.get_run(r)["output_dir"]) for r in (reference["run"], run["id"]))
-    ref_losses, losses = _losses(ref_dir), _losses(run_dir)
+    ref_losses, losses = loss_curve(ref_dir), loss_curve(run_dir)
     assert len(losses) == len(ref_losses) == 300
     assert losses == pytest.approx(ref_losses, rel=1e-4)
-    assert _losses(run_dir, "eval") == pytest.approx(_losses(ref_dir, "eval"), rel=1e-4)
+    assert loss_curve(run_dir, "eval") == pytest.approx(loss_curve(ref_dir, "eval"), rel=1e-4)
     final, expected = (load_file(str(d / "model" / "adapter_model.safetensors")) for d in (run_dir, ref_dir))
     assert final.keys() == expected.keys()
     for name in expected:
@@ -160,8 +131,8 @@ def test_sigterm_checkpoints_and_a_corrupted_checkpoint_is_refused(store, greeti
     config = tmp_path / "train.yaml"
     config.write_text(json.dumps({"dataset": greetings, "base_model": str(tiny_causal_lm), "max_steps": 400,
                                   "batch_size": 2, "checkpoint_every": 2, "threads": 1}))
-    process = _start(store, config)
-    run = _wait_for_checkpoint(store, 2, process)
+    process = start_training(store, config)
+    run = wait_for_checkpoint(store, 2, process)
     assert cli("runs", "cancel", run["id"]).returncode == 0
     out, err = process.communicate(timeout=120)
     assert process.returncode == 3 and json.loads(out)["state"] == "cancelled", err

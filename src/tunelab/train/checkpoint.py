@@ -53,17 +53,34 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().contiguous().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
+def _rng_states() -> dict[str, Any]:
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()  # dropout on the GPU draws from these
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
 def save(directory: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-         scheduler: Any, state: LoopState) -> Path:
+         scheduler: Any, state: LoopState, scaler: torch.amp.GradScaler | None = None) -> Path:
     """Write checkpoint-<step> atomically and return its path."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"checkpoint-{step:07d}"
     tmp = directory / f".tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-    torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
-               tmp / "rng.pt")
+    states = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    if scaler is not None:
+        states["scaler"] = scaler.state_dict()
+    torch.save(states, tmp / "optimizer.pt")
+    torch.save(_rng_states(), tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps(asdict(state)))
     manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -84,7 +101,8 @@ def verify(path: Path) -> None:
                                "delete this checkpoint folder to resume from the one before, or start again")
 
 
-def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> LoopState:
+def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+         scaler: torch.amp.GradScaler | None = None) -> LoopState:
     """Restore everything `save` wrote; the checkpoint is verified first."""
     verify(path)
     weights = load_file(str(path / "trainable.safetensors"))
@@ -99,10 +117,9 @@ def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, s
     states = torch.load(path / "optimizer.pt", weights_only=False)
     optimizer.load_state_dict(states["optimizer"])
     scheduler.load_state_dict(states["scheduler"])
-    rng = torch.load(path / "rng.pt", weights_only=False)
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
-    torch.set_rng_state(rng["torch"])
+    if scaler is not None and "scaler" in states:
+        scaler.load_state_dict(states["scaler"])
+    _set_rng_states(torch.load(path / "rng.pt", weights_only=False))
     return LoopState(**json.loads((path / "state.json").read_text()))
 
 

@@ -72,9 +72,10 @@ class TrainConfig(Schema):
     max_tokens: int | None = Field(None, ge=8, description="sft with packing: tokens per packed step (default "
                                    "batch_size x the mean example length, so a step holds about batch_size "
                                    "examples, as an unpacked batch does).")
-    forward_tokens: int = Field(512, ge=8, description="sft with packing: most tokens in one forward/backward pass; "
-                                "a bigger step runs as several passes whose gradients add up to the same step "
-                                "(bounds activation memory, not the math).")
+    forward_tokens: int | None = Field(None, ge=8, description="sft with packing: most tokens in one forward/"
+                                       "backward pass; a bigger step runs as several passes whose gradients add up "
+                                       "to the same step (default: 512 on CPU, where short passes stay in cache; "
+                                       "16384 on a GPU). Bounds activation memory, not the math.")
     class_weights: Literal["none", "balanced"] = Field("none", description="classification: weight the loss by "
                                                        "inverse class frequency.")
     lora: LoraSettings = LoraSettings()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +24,29 @@ ATTENTION = ("auto", "sdpa", "eager", "flash_attention_2")
 
 @dataclass(frozen=True)
 class DevicePlan:
+    """Half precision is mixed precision: frozen base weights are stored in `dtype`, trainable weights stay fp32
+    (the optimizer's updates would vanish in bf16's 8-bit mantissa), and the forward runs under autocast."""
+
     device: str  # cpu | cuda
-    dtype: torch.dtype  # the dtype model weights are loaded in (the compute dtype for 4-bit weights)
+    dtype: torch.dtype  # compute dtype: frozen weights are loaded in it (the compute dtype for 4-bit weights)
     attn_implementation: str  # passed to from_pretrained(attn_implementation=...)
     quantize_4bit: bool
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def mixed(self) -> bool:
+        return self.dtype != torch.float32
+
+    def load_dtype(self, method: str) -> torch.dtype:
+        """Full fine-tuning trains every weight, so all are loaded in fp32; adapters leave the base frozen."""
+        return torch.float32 if method == "full" else self.dtype
+
+    def autocast(self) -> Any:
+        return torch.autocast(self.device, dtype=self.dtype) if self.mixed else nullcontext()
+
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
+        """fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none."""
+        return torch.amp.GradScaler(self.device) if self.dtype == torch.float16 else None
 
 
 def _importable(package: str) -> bool:
@@ -74,8 +93,9 @@ def _plan_cuda(method: str, precision: str, attn: str) -> DevicePlan:
             notes.append("this GPU has no bf16: using fp32 (set precision: fp16 to halve memory)")
     else:
         dtype = PRECISIONS[precision]
-    if method == "full" and dtype == torch.float16:
-        notes.append("full fine-tuning with fp16 weights: the trainer must scale the loss, or training may diverge")
+    if dtype != torch.float32:
+        notes.append(f"mixed precision: compute in {str(dtype).removeprefix('torch.')}, trainable weights in fp32"
+                     + (", loss scaling" if dtype == torch.float16 else ""))
 
     flash_ok = _importable("flash_attn")
     if attn == "flash_attention_2":

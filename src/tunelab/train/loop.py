@@ -157,7 +157,7 @@ def evaluate(setup: Setup) -> dict[str, float]:
     plan = tdata.plan_batches(split.lengths, batch_size=setup.cfg.batch_size * 2, seed=0, epoch=0,
                               packing=setup.cfg.packing and setup.cfg.task == "sft", max_tokens=setup.cfg.max_tokens,
                               shuffle=False)
-    with torch.inference_mode():
+    with torch.inference_mode(), setup.device.autocast():
         for indices in plan:
             batch = _to_device(_collate(setup, split, indices), setup.device.device)
             loss, n, right = loss_sum(setup, setup.model, batch)
@@ -205,15 +205,23 @@ def train_step(setup: Setup, micro_batches: list[list[int]], ctx: Context) -> tu
         # gradients are averaged over processes once, at the step's last micro-batch
         last = ctx.ddp is None or i == len(batches) - 1
         with nullcontext() if last else ctx.ddp.no_sync():
-            loss, _, _ = loss_sum(setup, model, batch)
+            with setup.device.autocast():
+                loss, _, _ = loss_sum(setup, model, batch)
             loss = loss * weight
             # DDP averages gradients over processes, so scale by world to get the mean over every target of the step
-            (loss * ctx.world / max(step_targets, 1)).backward()
+            scaled = loss * ctx.world / max(step_targets, 1)
+            (setup.scaler.scale(scaled) if setup.scaler else scaled).backward()
         running += float(loss.detach())
         tokens += tdata.count_tokens(batch) if weight else 0
+    if setup.scaler:
+        setup.scaler.unscale_(setup.optimizer)  # clip the true gradients
     if cfg.max_grad_norm:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-    setup.optimizer.step()
+    if setup.scaler:
+        setup.scaler.step(setup.optimizer)  # skipped when a gradient overflowed; the scale then shrinks
+        setup.scaler.update()
+    else:
+        setup.optimizer.step()
     setup.scheduler.step()
     setup.optimizer.zero_grad(set_to_none=True)
     return _global_mean(running, step_targets, ctx), _global(tokens, ctx)
@@ -305,7 +313,7 @@ def _save(setup: Setup, state: LoopState, ctx: Context) -> None:
     flush(ctx)  # the metric stream and the checkpoint stay consistent: resume truncates the stream to this step
     if ctx.main:
         folder = ctx.out / "checkpoints"
-        checkpoint.save(folder, state.step, setup.model, setup.optimizer, setup.scheduler, state)
+        checkpoint.save(folder, state.step, setup.model, setup.optimizer, setup.scheduler, state, setup.scaler)
         checkpoint.prune(folder, setup.cfg.keep_checkpoints, state.best_step)
     if ctx.world > 1:
         dist.barrier()

@@ -117,7 +117,8 @@ def train(store: Store, cfg: TrainConfig | None, *, resume: str | None = None,
                        task=setup.cfg.task, method=setup.cfg.method, dataset_id=setup.dataset.id,
                        base_model=setup.base.name, base_revision=setup.base.revision,
                        config_given=cfg.model_dump(mode="json", exclude_unset=True),
-                       config_resolved=setup.cfg.model_dump(mode="json"), environment=environment(),
+                       config_resolved=setup.cfg.model_dump(mode="json"),
+                       environment={**environment(), "setup": setup.summary},
                        output_dir=str(out), total_steps=setup.total_steps)
     if world > 1:
         dist.barrier()
@@ -159,7 +160,8 @@ def _shared_run_id(rank: int, world: int) -> str:
 
 def _restore(setup: Setup, out: Path) -> LoopState:
     latest = checkpoint.latest(out / "checkpoints")
-    return checkpoint.load(latest, setup.model, setup.optimizer, setup.scheduler) if latest else LoopState()
+    return (checkpoint.load(latest, setup.model, setup.optimizer, setup.scheduler, setup.scaler) if latest
+            else LoopState())
 
 
 def _truncate_metrics(store: Store, run_id: str, out: Path, step: int) -> None:
