@@ -148,3 +148,43 @@ def test_tensorboard_logging_writes_event_files(store, intents, tiny_encoder):
                                logging={"tensorboard": True}))
     folder = Path(store.get_run(result["run"])["output_dir"]) / "tensorboard"
     assert any(p.name.startswith("events.out.tfevents") for p in folder.iterdir())
+
+
+def test_mlflow_logging_records_the_config_and_metrics_by_step(store, intents, tiny_encoder, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    result = train(store, _cfg(dataset=intents, base_model=str(tiny_encoder), max_steps=4, eval_every=2,
+                               logging={"mlflow": True}))
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tunelab")
+    [run] = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{result['run']}'")
+    assert run.info.status == "FINISHED"
+    points = [json.loads(line) for line in
+              (Path(store.get_run(result["run"])["output_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    for kind, name in (("train", "loss"), ("eval", "val_loss")):
+        history = sorted(client.get_metric_history(run.info.run_id, f"{kind}/{name}"), key=lambda m: m.step)
+        assert [(m.step, m.value) for m in history] == [(p["step"], pytest.approx(p[name]))
+                                                        for p in points if p["kind"] == kind]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/val_loss")] == [2, 4]
+    params = run.data.params
+    assert params["max_steps"] == "4" and params["threads"] == "1" and params["logging.mlflow"] == "True"
+    assert params["task"] == "classification" and params["learning_rate"] == "0.001"  # resolved, not as given
+    assert params["lora.r"] == "16" and params["lora.target_modules"] == "all-linear"
+
+    def crash(step, metrics):
+        raise RuntimeError("the tuner broke")
+
+    with pytest.raises(RuntimeError):
+        train(store, _cfg(dataset=intents, base_model=str(tiny_encoder), max_steps=4, eval_every=2,
+                          logging={"mlflow": True}), on_eval=crash)
+    crashed = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{store.list_runs()[-1]['id']}'")
+    assert crashed[0].info.status == "FAILED"
+
+
+def test_mlflow_logging_without_a_tracking_uri_fails_the_run(store, intents, tiny_encoder, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(InputError, match="needs MLFLOW_TRACKING_URI"):
+        train(store, _cfg(dataset=intents, base_model=str(tiny_encoder), max_steps=1, logging={"mlflow": True}))
+    assert store.list_runs()[-1]["state"] == "failed"

@@ -30,7 +30,7 @@ from tunelab.train.config import TrainConfig
 from tunelab.train.device import describe_device
 from tunelab.train.loop import Context, Outcome, run_loop
 from tunelab.train.setup import Setup, build
-from tunelab.train.sinks import open_sinks
+from tunelab.train.sinks import Sink, open_sinks
 
 PACKAGES = ("tunelab", "torch", "transformers", "peft", "accelerate", "tokenizers", "datasets")
 
@@ -123,18 +123,25 @@ def train(store: Store, cfg: TrainConfig | None, *, resume: str | None = None,
     if world > 1:
         dist.barrier()
     handler = _logger(out) if rank == 0 else None
-    sinks = open_sinks(setup.cfg, out, run_id) if rank == 0 else []
+    sinks: list[Sink] = []
     state = LoopState()
+    ended = "failed"  # the run's final state, told to the sinks
     try:
+        sinks = open_sinks(setup.cfg, out, run_id) if rank == 0 else []  # inside: a sink that fails fails the run
         state = _restore(setup, out) if previous else state
         if previous and rank == 0:
             _truncate_metrics(store, run_id, out, state.step)
         ctx = Context(store if rank == 0 else None, run_id, out, rank, world, sinks=sinks,
                       ddp=_wrap(setup.model) if world > 1 else None, on_eval=on_eval)
         outcome = run_loop(setup, state, ctx)
-        return _finish(store, setup, outcome, run_id, out) if rank == 0 else {"run": run_id, "rank": rank}
+        if rank != 0:
+            return {"run": run_id, "rank": rank}
+        result = _finish(store, setup, outcome, run_id, out)
+        ended = result["state"]
+        return result
     except BaseException as exc:
         if rank == 0 and _pruned(exc):
+            ended = "pruned"
             store.update_run(run_id, state="pruned", pid=None, finished_at=_now(), step=state.step,
                              best_val_loss=state.best_val_loss, best_val_accuracy=state.best_val_accuracy,
                              best_step=state.best_step, warnings=state.warnings,
@@ -145,7 +152,7 @@ def train(store: Store, cfg: TrainConfig | None, *, resume: str | None = None,
         raise
     finally:
         for sink in sinks:
-            sink.close()
+            sink.close(ended)
         if handler is not None:
             logging.getLogger("tunelab.train").removeHandler(handler)
             handler.close()
