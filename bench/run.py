@@ -42,6 +42,7 @@ def main() -> None:
                                                                (10_000,) if quick else (100_000,)),
         "data_pii": lambda: data_bench.bench_pii(500 if quick else 20_000),
         "train_sft": lambda: train_bench.bench_sft(quick),
+        "train_sft_seeds": lambda: train_bench.bench_sft(quick, seeds=(1, 2)),
         "train_classification": lambda: train_bench.bench_classification(quick),
         "eval_classification": lambda: eval_bench.bench_classification(quick),
         "eval_generation": lambda: eval_bench.bench_generation(quick),

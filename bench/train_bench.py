@@ -299,7 +299,7 @@ def _timed_trainer_train(trainer: Any) -> dict[str, Any]:
 def _sft_tunelab(spec: dict[str, Any], packing: bool = True) -> dict[str, Any]:
     config = {"dataset": spec["dataset_id"], "base_model": SFT_BASE, "task": "sft", "method": "lora",
               "epochs": SFT_EPOCHS, "learning_rate": SFT_LR, "batch_size": SFT_BATCH, "max_seq_length": SFT_MAX_LEN,
-              "seed": SEED, "warmup_ratio": WARMUP, "precision": "fp32", "packing": packing,
+              "seed": spec.get("seed", SEED), "warmup_ratio": WARMUP, "precision": "fp32", "packing": packing,
               "lora": {"r": LORA["r"], "alpha": LORA["alpha"], "dropout": LORA["dropout"],
                        "target_modules": "all-linear"}}
     return _tunelab_train(spec["home"], config)
@@ -316,7 +316,7 @@ def _sft_trl(spec: dict[str, Any], *, packing: bool, gradient_checkpointing: boo
     dataset = Dataset.from_list([{"prompt": chat(r)[:1], "completion": chat(r)[1:]} for r in rows])
     extra = {} if gradient_checkpointing is None else {"gradient_checkpointing": gradient_checkpointing}
     args = SFTConfig(output_dir=str(Path(spec["workdir"]) / f"trl-{os.getpid()}"), learning_rate=SFT_LR,
-                     per_device_train_batch_size=SFT_BATCH, num_train_epochs=SFT_EPOCHS, seed=SEED,
+                     per_device_train_batch_size=SFT_BATCH, num_train_epochs=SFT_EPOCHS, seed=spec.get("seed", SEED),
                      max_length=SFT_MAX_LEN, warmup_steps=WARMUP, bf16=False, packing=packing, report_to="none",
                      disable_tqdm=True, **extra)
     peft_config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
@@ -487,7 +487,8 @@ def _ratio(a: float, b: float) -> float:
     return round(a / b, 2) if b else float("nan")
 
 
-def bench_sft(quick: bool = False) -> dict[str, Any]:
+def bench_sft(quick: bool = False, seeds: tuple[int, ...] = ()) -> dict[str, Any]:
+    """All SFT contenders at seed 42; with `seeds`, instead tunelab and TRL default once per seed (val loss spread)."""
     _environment()
     _quiet()
     from transformers import AutoTokenizer
@@ -507,6 +508,8 @@ def bench_sft(quick: bool = False) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"TRAIN_BENCH_EXTRA: unknown contender(s) {unknown}; choose from {SFT_EXTRA}")
     contenders = SFT_CONTENDERS + tuple(n for n in SFT_EXTRA if n in extra)
+    runs = [(name, SEED) for name in contenders] if not seeds else [
+        (name, seed) for seed in seeds for name in ("tunelab", "trl_default")]
     with tempfile.TemporaryDirectory(prefix="train-bench-sft-") as tmp:
         work = Path(tmp)
         train_path = _write_jsonl([{"instruction": r["instruction"], "output": r["output"]} for r in train],
@@ -525,10 +528,32 @@ def bench_sft(quick: bool = False) -> dict[str, Any]:
         spec = {"bench": "sft", "quick": quick, "workdir": str(work), "home": str(work / "home"),
                 "dataset_id": version.id, "base_path": base.path, "train_path": str(train_path),
                 "val_path": str(val_path), "tokens": sum(r["tokens"] for r in train)}
-        spec_path = work / "spec.json"
-        spec_path.write_text(json.dumps(spec))
-        results = {name: _run_contender("sft", name, spec_path) for name in contenders}
+        results = {}
+        for name, seed in runs:
+            spec_path = work / f"spec-{seed}.json"
+            spec_path.write_text(json.dumps({**spec, "seed": seed}))
+            results[name if not seeds else f"{name}_seed{seed}"] = _run_contender("sft", name, spec_path)
+    if seeds:
+        return _report_sft_seeds(results, seeds)
     return _report_sft(results, n_train, n_val, max_tokens, train)
+
+
+def _report_sft_seeds(results: dict[str, dict[str, Any]], seeds: tuple[int, ...]) -> dict[str, Any]:
+    """Validation loss per seed and its mean and spread: is a gap at one seed more than seed noise?"""
+    rows = {}
+    for name in ("tunelab", "trl_default"):
+        losses = [results[f"{name}_seed{s}"]["val_loss"] for s in seeds]
+        rows[name] = {**{f"val_loss_seed{s}": round(v, 4) for s, v in zip(seeds, losses, strict=True)},
+                      "val_loss_mean": round(statistics.mean(losses), 4),
+                      "val_loss_sd": round(statistics.stdev(losses), 4) if len(losses) > 1 else None,
+                      "tokens_per_s_mean": round(statistics.mean(
+                          results[f"{name}_seed{s}"]["tokens_per_s"] for s in seeds), 1)}
+        print(f"  SFT {name}: val loss " + ", ".join(f"{v:.4f}" for v in losses)
+              + f" (seeds {', '.join(map(str, seeds))}; mean {rows[name]['val_loss_mean']:.4f})", flush=True)
+    setting = (f"The train_sft setting (tunelab defaults vs TRL SFTTrainer defaults, fp32, same data and "
+               f"hyperparameters) at seeds {', '.join(map(str, seeds))} instead of {SEED}: the seed sets LoRA's "
+               "initialisation, dropout and data order in both. val_loss as in train_sft (one function for both).")
+    return {"setting": setting, **rows}
 
 
 def _report_sft(results: dict[str, dict[str, Any]], n_train: int, n_val: int, max_tokens: int,

@@ -242,9 +242,10 @@ def tune_command(
 def _run_text(run: dict[str, Any]) -> str:
     lines = [f"run {run['run']} ({run['name']}): {run['state']} at step {run['step']}/{run['total_steps']}"]
     if run.get("best_val_loss") is not None:
-        accuracy = run.get("best_val_accuracy")
-        lines.append(f"  best validation loss {run['best_val_loss']:.4f} at step {run['best_step']}"
-                     + (f", accuracy {accuracy:.4f}" if accuracy is not None else ""))
+        accuracy, f1 = run.get("best_val_accuracy"), run.get("best_val_f1")
+        lines.append(f"  best checkpoint: step {run['best_step']}, validation loss {run['best_val_loss']:.4f}"
+                     + (f", accuracy {accuracy:.4f}" if accuracy is not None else "")
+                     + (f", macro F1 {f1:.4f}" if f1 is not None else ""))
     if run.get("model_id"):
         lines.append(f"  model {run['model_id']}" + (f" in {run['output']}" if run.get("output") else ""))
     lines += [f"  warning: {w}" for w in run.get("warnings") or []]

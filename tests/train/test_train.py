@@ -14,7 +14,9 @@ from toydata import intent_rows
 from trainruns import loss_curve, start_training, wait_for_checkpoint
 from tunelab.config import load_config
 from tunelab.errors import InputError, TunelabError
-from tunelab.train.config import TrainConfig
+from tunelab.train.checkpoint import LoopState
+from tunelab.train.config import TrainConfig, resolve
+from tunelab.train.loop import _improves
 from tunelab.train.recipe import train
 
 
@@ -60,6 +62,21 @@ def test_early_stopping_keeps_the_best_checkpoint(store, intents, tiny_encoder):
                                epochs=20, eval_every=2, early_stopping={"patience": 2}))
     assert result["early_stopped"] and result["step"] < result["total_steps"]
     assert result["best_step"] <= result["step"] - 4
+
+
+def test_classifiers_pick_their_best_checkpoint_by_macro_f1_and_sft_by_loss():
+    assert resolve(_cfg(dataset="d", base_model="m"), "classification").early_stopping.metric == "val_f1"
+    assert resolve(_cfg(dataset="d", base_model="m"), "instruction").early_stopping.metric == "val_loss"
+    with pytest.raises(InputError, match="val_f1 needs labels"):
+        resolve(_cfg(dataset="d", base_model="m", early_stopping={"metric": "val_f1"}), "chat")
+
+
+def test_a_better_f1_wins_and_an_equal_f1_goes_to_the_lower_loss():
+    state = LoopState(best_val_loss=0.30, best_val_f1=0.90)
+    assert _improves(state, {"val_loss": 0.40, "val_f1": 0.92}, "val_f1", 0.0)
+    assert not _improves(state, {"val_loss": 0.20, "val_f1": 0.89}, "val_f1", 0.0)
+    assert _improves(state, {"val_loss": 0.25, "val_f1": 0.90}, "val_f1", 0.0)
+    assert not _improves(state, {"val_loss": 0.29, "val_f1": 0.92}, "val_loss", 0.02)
 
 
 @pytest.mark.parametrize(("yaml", "message"), [

@@ -74,6 +74,7 @@ class RunRow(Base):
     total_steps: Mapped[int] = mapped_column(Integer, default=0)
     best_val_loss: Mapped[float | None] = mapped_column(Float)
     best_val_accuracy: Mapped[float | None] = mapped_column(Float)
+    best_val_f1: Mapped[float | None] = mapped_column(Float)
     best_step: Mapped[int | None] = mapped_column(Integer)
     warnings: Mapped[list] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)

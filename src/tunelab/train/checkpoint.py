@@ -35,6 +35,7 @@ class LoopState:
     tokens_seen: int = 0
     best_val_loss: float | None = None
     best_val_accuracy: float | None = None
+    best_val_f1: float | None = None  # macro F1 over labels (classification)
     best_step: int | None = None
     evals_without_improvement: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)  # eval points

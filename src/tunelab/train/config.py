@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from tunelab.config import Schema
+from tunelab.errors import InputError
 
 
 class LoraSettings(Schema):
@@ -22,8 +23,12 @@ class LoraSettings(Schema):
 
 
 class EarlyStopping(Schema):
-    patience: int | None = Field(3, ge=1, description="Evaluations without improvement before stopping; null: never.")
-    min_delta: float = Field(0.0, ge=0, description="Smallest drop in validation loss that counts as improvement.")
+    metric: Literal["auto", "val_loss", "val_f1", "val_accuracy"] = Field(
+        "auto", description="What picks the best checkpoint and counts as improvement (auto: classification "
+        "val_f1, the macro F1 over labels; sft val_loss). Ties go to the lower validation loss.")
+    patience: int | None = Field(None, ge=1, description="Evaluations without improvement before stopping; null "
+                                 "(default): train every epoch and keep the best checkpoint.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest improvement of the metric that counts.")
 
 
 class Logging(Schema):
@@ -97,9 +102,16 @@ def resolve(cfg: TrainConfig, dataset_kind: str) -> TrainConfig:
     task = cfg.task if cfg.task != "auto" else ("classification" if dataset_kind == "classification" else "sft")
     classification = task == "classification"
     rate = cfg.learning_rate or (5e-5 if cfg.method == "full" else (1e-3 if classification else 2e-4))
+    metric = cfg.early_stopping.metric
+    if metric == "auto":
+        metric = "val_f1" if classification else "val_loss"
+    elif metric != "val_loss" and not classification:
+        raise InputError(f"early_stopping.metric {metric} needs labels; a {task} run has only validation loss",
+                         "use early_stopping.metric: val_loss (or auto)")
     return cfg.model_copy(update={
         "task": task,
         "learning_rate": rate,
         "epochs": cfg.epochs or (4.0 if classification else 2.0),
+        "early_stopping": cfg.early_stopping.model_copy(update={"metric": metric}),
         "name": cfg.name or None,
     })

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sklearn.metrics import accuracy_score, f1_score
 from torch.nn.parallel import DistributedDataParallel
 
 from tunelab.progress import progress_enabled, stderr
@@ -99,14 +100,15 @@ def _collate(setup: Setup, split: tdata.Encoded, indices: list[int]) -> dict[str
     return tdata.collate_sft(ids, labels, packing=setup.cfg.packing, pad_id=pad, row_tokens=setup.cfg.max_seq_length)
 
 
-def loss_sum(setup: Setup, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, int]:
-    """Summed loss, number of loss targets, and correct predictions (classification) of one micro-batch."""
+def loss_sum(setup: Setup, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+    """Summed loss, number of loss targets, and (classification) the predicted labels of one micro-batch."""
     labels = batch["labels"]
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "num_tokens")}
     if setup.cfg.task == "classification":
         logits = model(**inputs).logits
         loss = F.cross_entropy(logits.float(), labels, weight=setup.class_weights, reduction="sum")
-        return loss, labels.numel(), int((logits.argmax(-1) == labels).sum())
+        return loss, labels.numel(), logits.argmax(-1)
     targets = labels[:, 1:]
     split = body_and_head(model)
     if split is None:
@@ -118,7 +120,7 @@ def loss_sum(setup: Setup, model: torch.nn.Module, batch: dict[str, torch.Tensor
         keep = targets != tdata.IGNORE_INDEX
         hidden = body(**inputs).last_hidden_state[:, :-1][keep]
         loss = F.cross_entropy(head(hidden).float(), targets[keep], reduction="sum")
-    return loss, int((targets != tdata.IGNORE_INDEX).sum()), 0
+    return loss, int((targets != tdata.IGNORE_INDEX).sum()), None
 
 
 # Config keys of causal LMs whose logits are more than head(hidden) (soft-capping, scaling): they keep the full path.
@@ -148,24 +150,29 @@ def _targets(setup: Setup, batch: dict[str, torch.Tensor]) -> int:
 
 
 def evaluate(setup: Setup) -> dict[str, float]:
-    """Validation loss (per target token or example) and, for classifiers, accuracy."""
+    """Validation loss (per target token or example) and, for classifiers, accuracy and macro F1."""
     split = setup.validation
     if split is None or not split.input_ids:
         return {}
     setup.model.eval()
-    total, targets, correct = 0.0, 0, 0
+    total, targets, predicted, expected = 0.0, 0, [], []
     plan = tdata.plan_batches(split.lengths, batch_size=setup.cfg.batch_size * 2, seed=0, epoch=0,
                               packing=setup.cfg.packing and setup.cfg.task == "sft", max_tokens=setup.cfg.max_tokens,
                               shuffle=False)
     with torch.inference_mode(), setup.device.autocast():
         for indices in plan:
             batch = _to_device(_collate(setup, split, indices), setup.device.device)
-            loss, n, right = loss_sum(setup, setup.model, batch)
-            total, targets, correct = total + float(loss), targets + n, correct + right
+            loss, n, predictions = loss_sum(setup, setup.model, batch)
+            total, targets = total + float(loss), targets + n
+            if predictions is not None:
+                predicted += predictions.tolist()
+                expected += batch["labels"].tolist()
     setup.model.train()
     result = {"val_loss": total / max(targets, 1)}
     if setup.cfg.task == "classification":
-        result["val_accuracy"] = correct / max(targets, 1)
+        result["val_accuracy"] = accuracy_score(expected, predicted)
+        result["val_f1"] = f1_score(expected, predicted, labels=list(setup.label2id.values()), average="macro",
+                                    zero_division=0)
     return result
 
 
@@ -281,6 +288,16 @@ def _overfitting(points: list[dict[str, Any]]) -> bool:
     return val[0] < val[1] < val[2] and train[0] > train[1] > train[2]
 
 
+def _improves(state: LoopState, metrics: dict[str, float], metric: str, min_delta: float) -> bool:
+    """Better than the best so far by min_delta on the chosen metric, or equal on it with a lower validation loss."""
+    if state.best_val_loss is None:
+        return True
+    best = {"val_loss": state.best_val_loss, "val_f1": state.best_val_f1,
+            "val_accuracy": state.best_val_accuracy}[metric]
+    gain = best - metrics[metric] if metric == "val_loss" else metrics[metric] - best
+    return gain > min_delta or (gain == 0 and metrics["val_loss"] < state.best_val_loss)
+
+
 def _after_eval(setup: Setup, state: LoopState, metrics: dict[str, float], train_loss: float | None) -> bool:
     """Update the best result, the patience counter and the overfitting warning; True to stop early."""
     cfg = setup.cfg
@@ -293,9 +310,9 @@ def _after_eval(setup: Setup, state: LoopState, metrics: dict[str, float], train
                    "the model is starting to overfit; the best checkpoint is kept")
         state.warnings.append(message)
         log.warning(message)
-    if state.best_val_loss is None or val < state.best_val_loss - cfg.early_stopping.min_delta:
+    if _improves(state, metrics, cfg.early_stopping.metric, cfg.early_stopping.min_delta):
         state.best_val_loss, state.best_step = val, state.step
-        state.best_val_accuracy = metrics.get("val_accuracy")
+        state.best_val_accuracy, state.best_val_f1 = metrics.get("val_accuracy"), metrics.get("val_f1")
         state.evals_without_improvement = 0
         return False
     state.evals_without_improvement += 1

@@ -144,7 +144,7 @@ def train(store: Store, cfg: TrainConfig | None, *, resume: str | None = None,
             ended = "pruned"
             store.update_run(run_id, state="pruned", pid=None, finished_at=_now(), step=state.step,
                              best_val_loss=state.best_val_loss, best_val_accuracy=state.best_val_accuracy,
-                             best_step=state.best_step, warnings=state.warnings,
+                             best_val_f1=state.best_val_f1, best_step=state.best_step, warnings=state.warnings,
                              error=f"pruned by the tuner at step {state.step}" + (f": {exc}" if str(exc) else ""))
         elif rank == 0:
             store.update_run(run_id, state="failed", error=f"{type(exc).__name__}: {exc}", pid=None,
@@ -187,7 +187,7 @@ def _now() -> datetime:
 def _finish(store: Store, setup: Setup, outcome: Outcome, run_id: str, out: Path) -> dict[str, Any]:
     state = outcome.state
     common = {"step": state.step, "best_val_loss": state.best_val_loss, "best_val_accuracy": state.best_val_accuracy,
-              "best_step": state.best_step, "warnings": state.warnings}
+              "best_val_f1": state.best_val_f1, "best_step": state.best_step, "warnings": state.warnings}
     if outcome.stopped_by:
         store.update_run(run_id, state="cancelled" if outcome.stopped_by == "SIGTERM" else "interrupted", pid=None,
                          error=f"stopped by {outcome.stopped_by} at step {state.step}; resume with "
@@ -210,7 +210,7 @@ def _save_model(store: Store, setup: Setup, state: LoopState, run_id: str, out: 
     model_id = f"m-{uuid.uuid4().hex[:10]}"
     kind = "full" if setup.cfg.method == "full" else "adapter"
     metrics = {"best_val_loss": state.best_val_loss, "best_val_accuracy": state.best_val_accuracy,
-               "steps": state.step, "tokens_seen": state.tokens_seen}
+               "best_val_f1": state.best_val_f1, "steps": state.step, "tokens_seen": state.tokens_seen}
     store.add_model(model_id, setup.cfg.name or run_id, kind, str(target), setup.dataset.id, run_id=run_id,
                     task=setup.cfg.task, base_model=setup.base.path if kind == "adapter" else setup.base.name,
                     labels=setup.label2id, metrics=metrics)

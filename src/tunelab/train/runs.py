@@ -87,8 +87,8 @@ def logs(store: Store, ref: str) -> str:
 
 def summary(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "name", "state", "task", "method", "dataset_id", "base_model", "step", "total_steps",
-            "best_val_loss", "best_val_accuracy", "best_step", "model_id", "created_at", "finished_at", "error",
-            "warnings")
+            "best_val_loss", "best_val_accuracy", "best_val_f1", "best_step", "model_id", "created_at", "finished_at",
+            "error", "warnings")
     return {"run": run["id"], **{k: run[k] for k in keys if k != "id"}}
 
 
