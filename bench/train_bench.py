@@ -690,7 +690,7 @@ def _report_classification(results: dict[str, dict[str, Any]], recipe: dict[str,
         f"{recipe['batch_size']}, max length {recipe['max_seq_length']}, linear decay, {recipe['warmup_ratio']:.0%} "
         f"warmup, weight decay {recipe['weight_decay']}, clip {recipe['max_grad_norm']}, seed {recipe['seed']}, "
         f"fp32, {_threads()} torch threads. tunelab: recipe.train with every default (length-grouped batches; "
-        "validation 4 times per epoch with early stopping, patience 3, and the best checkpoint restored; a "
+        "validation 4 times per epoch, every epoch trained, the checkpoint with the best validation macro F1 restored; a "
         f"checkpoint at each evaluation). transformers.Trainer: random batches padded by DataCollatorWithPadding, "
         f"no evaluation, checkpoints every 500 steps + at the end, optimizer {peer['optim']}. train_s: training "
         "loop minus in-loop evaluation (tunelab eval_s) and checkpoint writes (checkpoint_s); examples_per_s = "
