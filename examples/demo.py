@@ -46,9 +46,10 @@ def report_prepared(version: dict) -> None:
 
 
 def report_run(run: dict) -> None:
-    accuracy = f", validation accuracy {run['best_val_accuracy']:.4f}" if run.get("best_val_accuracy") else ""
-    print(f"  run {run['run']}: {run['state']} after {run['step']} steps; best validation loss "
-          f"{run['best_val_loss']:.4f}{accuracy}")
+    labels = (f", accuracy {run['best_val_accuracy']:.4f}, macro F1 {run['best_val_f1']:.4f}"
+              if run.get("best_val_f1") is not None else "")
+    print(f"  run {run['run']}: {run['state']} after {run['step']} steps; best checkpoint at step "
+          f"{run['best_step']}: validation loss {run['best_val_loss']:.4f}{labels}")
     print(f"  model {run['model']} in {run['output']}")
 
 
