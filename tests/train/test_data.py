@@ -166,13 +166,20 @@ def test_packing_respects_max_tokens_and_fills_bins():
     plan = plan_batches(LENGTHS, batch_size=8, seed=0, epoch=0, packing=True, max_tokens=1024)
     loads = [sum(LENGTHS[i] for i in b) for b in plan]
     assert max(loads) <= 1024
-    assert len(plan) <= int(np.ceil(sum(LENGTHS) / 1024)) + 2  # first-fit-decreasing is close to optimal here
+    assert len(plan) <= int(np.ceil(sum(LENGTHS) / 1024)) + 2  # first-fit leaves little room unused here
 
     default = plan_batches(LENGTHS, batch_size=4, seed=0, epoch=0, packing=True)
     assert max(sum(LENGTHS[i] for i in b) for b in default) <= 4 * max(LENGTHS)
 
     alone = plan_batches([10, 500, 20], batch_size=1, seed=0, epoch=0, packing=True, max_tokens=100)
     assert sorted(map(sorted, alone)) == [[0, 2], [1]]
+
+
+def test_packed_steps_mix_lengths_like_random_batches():
+    """Bins are filled in a random order, not longest first: a step must not hold only long (or only short) rows."""
+    plan = plan_batches(LENGTHS, batch_size=8, seed=0, epoch=0, packing=True, max_tokens=1024)
+    bin_means = [np.mean([LENGTHS[i] for i in b]) for b in plan[:-1]]  # the last bin may hold the leftovers
+    assert np.std(bin_means) < 0.5 * np.std(LENGTHS)
 
 
 def test_no_shuffle_plan_has_no_randomness():

@@ -293,10 +293,11 @@ def plan_batches(lengths: Sequence[int], *, batch_size: int, seed: int, epoch: i
     50 * batch_size, each chunk is sorted by length (longest first) and cut into batches, then the batch order is
     shuffled and the batch holding the longest example goes first (an out-of-memory shows at step 0, not hours in).
     The last batch of a chunk may be smaller.
-    packing=True: first-fit-decreasing packing into bins of at most `max_tokens` tokens (default: batch_size *
-    max(lengths), the token budget of one padded batch of the longest examples, so a packed step never needs more
-    activation memory than the worst unpacked one); equal lengths are ordered at random, so bins change with the
-    epoch; the bins are shuffled. An example longer than max_tokens gets a bin of its own.
+    packing=True: first-fit packing, in a random order, into bins of at most `max_tokens` tokens (default:
+    batch_size * max(lengths), the token budget of one padded batch of the longest examples, so a packed step never
+    needs more activation memory than the worst unpacked one); the bins change with the epoch and are shuffled. An
+    example longer than max_tokens gets a bin of its own. Not longest-first (first-fit decreasing): that fills
+    each step with examples of one length, often of one kind, and cost 1.8% validation loss in bench/ (SFT, seed 42).
     shuffle=False (evaluation): no randomness, chunks follow the index order, batches stay in order.
     """
     if batch_size < 1:
@@ -308,8 +309,7 @@ def plan_batches(lengths: Sequence[int], *, batch_size: int, seed: int, epoch: i
     rng = np.random.default_rng([seed, epoch]) if shuffle else None
     if packing:
         budget = int(max_tokens) if max_tokens is not None else batch_size * int(sizes.max())
-        tie = rng.permutation(n) if rng is not None else np.arange(n)
-        order = np.lexsort((tie, -sizes))  # longest first, ties at random
+        order = rng.permutation(n) if rng is not None else np.arange(n)
         batches = _first_fit(order, sizes, budget)
         if rng is not None:
             batches = [batches[i] for i in rng.permutation(len(batches))]
