@@ -77,6 +77,7 @@ def test_a_better_f1_wins_and_an_equal_f1_goes_to_the_lower_loss():
     assert not _improves(state, {"val_loss": 0.20, "val_f1": 0.89}, "val_f1", 0.0)
     assert _improves(state, {"val_loss": 0.25, "val_f1": 0.90}, "val_f1", 0.0)
     assert not _improves(state, {"val_loss": 0.29, "val_f1": 0.92}, "val_loss", 0.02)
+    assert _improves(LoopState(best_val_loss=0.30), {"val_loss": 0.40, "val_f1": 0.5}, "val_f1", 0.0)  # old state
 
 
 @pytest.mark.parametrize(("yaml", "message"), [

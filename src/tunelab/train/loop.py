@@ -290,10 +290,10 @@ def _overfitting(points: list[dict[str, Any]]) -> bool:
 
 def _improves(state: LoopState, metrics: dict[str, float], metric: str, min_delta: float) -> bool:
     """Better than the best so far by min_delta on the chosen metric, or equal on it with a lower validation loss."""
-    if state.best_val_loss is None:
-        return True
     best = {"val_loss": state.best_val_loss, "val_f1": state.best_val_f1,
             "val_accuracy": state.best_val_accuracy}[metric]
+    if best is None or state.best_val_loss is None:  # the first evaluation, or a checkpoint from before val_f1
+        return True
     gain = best - metrics[metric] if metric == "val_loss" else metrics[metric] - best
     return gain > min_delta or (gain == 0 and metrics["val_loss"] < state.best_val_loss)
 
