@@ -66,7 +66,8 @@ def write_card(version: DatasetVersion, tables: dict[str, pa.Table], path: Path 
 
 
 def _charts(version: DatasetVersion, tables: dict[str, pa.Table]) -> list[dict[str, Any]]:
-    """Length always; labels only for classification; removals only when some step reports row counts."""
+    """Length always; labels for classification, entity types for token classification; removals only when some
+    step reports row counts."""
     colors = {s: COLORS[i % len(COLORS)] for i, s in enumerate(tables)}
     lengths = {s: _word_counts(t, version.kind) for s, t in tables.items()}
     charts = [{"title": "Length", "src": _length_chart(lengths, colors), "rows": _length_stats(lengths, tables),
@@ -77,6 +78,11 @@ def _charts(version: DatasetVersion, tables: dict[str, pa.Table]) -> list[dict[s
         charts.append({"title": "Labels", "src": _label_chart(labels, colors),
                        "labels": _label_rows(labels, list(tables)),
                        "caption": "Rows per label and split (all rows)."})
+    if version.kind == "token_classification":
+        types = _label_counts(tables, spans=True)
+        charts.append({"title": "Entity types", "src": _label_chart(types, colors, "Entities per type", "entities"),
+                       "labels": _label_rows(types, list(tables)),
+                       "caption": "Entity spans per type and split (all rows)."})
     removed = _removed(version.steps)
     if removed:
         charts.append({"title": "What each step removed", "src": _steps_chart(removed),
@@ -102,7 +108,8 @@ def _word_counts(table: pa.Table, kind: str) -> np.ndarray:
 
     Summing the words of each field equals counting the words of the newline-joined example text.
     """
-    wanted = {"chat": ("messages",), "classification": ("text",)}.get(kind) or fields_of(kind)  # labels excluded
+    wanted = {"chat": ("messages",), "classification": ("text",), "token_classification": ("text",)}.get(kind) \
+        or fields_of(kind)  # labels and spans excluded
     fields = [f for f in wanted if f in table.column_names]
     if not fields or table.num_rows == 0:
         return np.zeros(table.num_rows, dtype=np.int64)
@@ -129,13 +136,16 @@ def _length_stats(lengths: dict[str, np.ndarray], tables: dict[str, pa.Table]) -
     return out
 
 
-def _label_counts(tables: dict[str, pa.Table]) -> dict[str, dict[str, int]]:
-    """Counts per label per split over all rows (a value count is cheap even at 1M rows), biggest label first."""
+def _label_counts(tables: dict[str, pa.Table], spans: bool = False) -> dict[str, dict[str, int]]:
+    """Counts per label (or entity type, with `spans`) per split over all rows (a value count is cheap even at 1M
+    rows), biggest first."""
     counts: dict[str, dict[str, int]] = {}
+    column = "spans" if spans else "label"
     for split, table in tables.items():
-        if "label" not in table.column_names:
+        if column not in table.column_names:
             continue
-        for item in pc.value_counts(table["label"]).to_pylist():
+        values = pc.struct_field(pc.list_flatten(table[column]), "label") if spans else table[column]
+        for item in pc.value_counts(values).to_pylist():
             label = "(missing)" if item["values"] is None else str(item["values"])
             counts.setdefault(label, {})[split] = item["counts"]
     return dict(sorted(counts.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])))
@@ -254,7 +264,8 @@ def _length_chart(lengths: dict[str, np.ndarray], colors: dict[str, str]) -> str
     return _png(draw)
 
 
-def _label_chart(labels: dict[str, dict[str, int]], colors: dict[str, str]) -> str:
+def _label_chart(labels: dict[str, dict[str, int]], colors: dict[str, str], title: str = "Rows per label",
+                 unit: str = "rows") -> str:
     shown = list(labels.items())[:CHART_LABELS]
     splits = [s for s in colors if any(s in by for _, by in shown)]
 
@@ -274,7 +285,7 @@ def _label_chart(labels: dict[str, dict[str, int]], colors: dict[str, str]) -> s
         ax.grid(axis="x", visible=False)
         ax.margins(y=0.15)
         more = f" (top {CHART_LABELS} of {len(labels)})" if len(labels) > CHART_LABELS else ""
-        ax.set(title=f"Rows per label{more}", ylabel="rows")
+        ax.set(title=f"{title}{more}", ylabel=unit)
         ax.legend(ncols=len(splits), loc="upper right")
 
     return _png(draw, height=3.2 if not len(shown) > 5 else 3.6)

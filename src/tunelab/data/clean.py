@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ftfy
@@ -10,6 +11,7 @@ import polars as pl
 from tunelab.data.frame import StepResult, example_expr, map_texts, reasons, text_columns
 from tunelab.data.prep_config import HtmlConfig, LengthConfig, MissingConfig, NormalizeConfig
 from tunelab.data.shapes import REQUIRED
+from tunelab.data.spans import rewrite_spans
 from tunelab.errors import InputError
 
 _FTFY = ftfy.TextFixerConfig(uncurl_quotes=False)  # repair mojibake, but keep the writer's typography
@@ -50,9 +52,19 @@ def normalize_series(texts: pl.Series, fix_mojibake: bool = True) -> pl.Series:
 def normalize(df: pl.DataFrame, kind: str, cfg: NormalizeConfig) -> StepResult:
     columns = text_columns(df, kind)
     before = df.select(example_expr(kind).alias("k"))["k"]
-    out = map_texts(df, columns, lambda s: normalize_series(s, cfg.fix_mojibake))
+    out, spans = _rewrite(df, kind, columns, lambda s: normalize_series(s, cfg.fix_mojibake))
     after = out.select(example_expr(kind).alias("k"))["k"]
-    return StepResult(out, {"rows_changed": int((before != after).fill_null(False).sum()), "columns": columns})
+    return StepResult(out, {"rows_changed": int((before != after).fill_null(False).sum()), "columns": columns,
+                            **spans})
+
+
+def _rewrite(df: pl.DataFrame, kind: str, columns: list[str], fn: Callable[[pl.Series], pl.Series]
+             ) -> tuple[pl.DataFrame, dict[str, int]]:
+    """map_texts, except that a token-classification text is rewritten with its spans moved along (or, where that
+    cannot be done exactly, left as it is and counted): offsets into the old text would point at other characters."""
+    if kind != "token_classification" or "text" not in columns:
+        return map_texts(df, columns, fn), {}
+    return rewrite_spans(map_texts(df, [c for c in columns if c not in ("text", "spans")], fn), fn)
 
 
 def _strip_tags(texts: pl.Series) -> pl.Series:
@@ -69,14 +81,16 @@ def _strip_tags(texts: pl.Series) -> pl.Series:
 def strip_html(df: pl.DataFrame, kind: str, _cfg: HtmlConfig) -> StepResult:
     columns = text_columns(df, kind, include_extras=False)
     before = df.select(example_expr(kind).alias("k"))["k"]
-    out = map_texts(df, columns, _strip_tags)
+    out, spans = _rewrite(df, kind, columns, _strip_tags)
     after = out.select(example_expr(kind).alias("k"))["k"]
-    return StepResult(out, {"rows_changed": int((before != after).fill_null(False).sum())})
+    return StepResult(out, {"rows_changed": int((before != after).fill_null(False).sum()), **spans})
 
 
 def _empty(column: str, dtype: pl.DataType) -> pl.Expr:
     if column == "messages":
         return pl.col(column).list.eval(pl.element().struct.field("content").str.len_chars() == 0).list.any()
+    if isinstance(dtype, pl.List):  # token classification spans: an empty list is a row without entities
+        return pl.col(column).is_null()
     return pl.col(column).is_null() | (pl.col(column).cast(pl.String).str.strip_chars() == "")
 
 
@@ -88,7 +102,7 @@ def missing_values(df: pl.DataFrame, kind: str, cfg: MissingConfig, group_column
         if "messages" in columns:
             raise InputError("missing.policy fill cannot fill chat messages", "use policy: drop for chat data")
         fills = [pl.when(_empty(c, df.schema[c])).then(pl.lit(cfg.fill_value)).otherwise(pl.col(c)).alias(c)
-                 for c in columns]
+                 for c in columns if df.schema[c] == pl.String]  # spans are never empty after import
         return StepResult(df.with_columns(fills), stats | {"filled": sum(counts.values())})
     empty = pl.any_horizontal([_empty(c, df.schema[c]) for c in columns]) if columns else pl.lit(False)
     return StepResult(df.filter(~empty), stats, reasons(df.filter(empty), "an empty required field"))

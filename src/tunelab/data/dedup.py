@@ -1,7 +1,8 @@
 """Duplicate removal in `prepare`: exact (after normalisation) and near (MinHash LSH), one row kept per cluster.
 
 The kept row is the one from the most precious split (test, then validation, then train), so evaluation data stays
-whole. For classification, a cluster whose rows carry different labels is a conflict, resolved by policy.
+whole. For classification, a cluster whose rows carry different labels is a conflict, resolved by policy; for token
+classification, one whose rows carry different spans.
 """
 
 from __future__ import annotations
@@ -17,10 +18,23 @@ from tunelab.data.prep_config import DedupConfig
 
 _PRIORITY = {"test": 0, "validation": 1, "train": 2}
 _SHOWN = 20
+_NOUN = {"token_classification": "spans"}  # what conflicting duplicates disagree on
 
 
 def _row_id() -> pl.Expr:
     return pl.concat_str([pl.col("_src"), pl.col("_row").cast(pl.String)], separator=":")
+
+
+def _annotation(kind: str, what: str) -> pl.Expr | None:
+    """What duplicates must agree on: the label, or every span (as one string) of a token-classification row; near
+    duplicates differ in their text, so their offsets differ too, and only exact ones compare spans."""
+    if kind == "classification":
+        return pl.col("label")
+    if kind == "token_classification" and what == "exact":
+        span = pl.concat_str([pl.element().struct.field(f).cast(pl.String) for f in ("start", "end", "label")],
+                             separator=":")
+        return pl.col("spans").list.eval(span).list.join(" ")
+    return None
 
 
 def resolve_clusters(df: pl.DataFrame, kind: str, conflicts: str, what: str) -> StepResult:
@@ -29,14 +43,16 @@ def resolve_clusters(df: pl.DataFrame, kind: str, conflicts: str, what: str) -> 
     ranked = df.with_columns(pl.col("_src").replace_strict(_PRIORITY, default=3).alias("_prio"), _row_id().alias("_id"))
     ranked = ranked.sort(["_prio", "_src", "_row"])
     eligible = pl.lit(True)
-    if kind == "classification":
-        several_labels = pl.col("label").n_unique().over("_cluster") > 1
-        ranked = ranked.with_columns((in_cluster & several_labels).alias("_conflict"))
+    annotation = _annotation(kind, what)
+    if annotation is not None:
+        ranked = ranked.with_columns(annotation.alias("_annotation"))
+        several = pl.col("_annotation").n_unique().over("_cluster") > 1
+        ranked = ranked.with_columns((in_cluster & several).alias("_conflict"))
         if conflicts == "drop":
             eligible = ~pl.col("_conflict")
         elif conflicts == "majority":
-            majority = pl.col("label").mode().sort().first().over("_cluster")
-            eligible = ~pl.col("_conflict") | (pl.col("label") == majority)
+            majority = pl.col("_annotation").mode().sort().first().over("_cluster")
+            eligible = ~pl.col("_conflict") | (pl.col("_annotation") == majority)
     else:
         ranked = ranked.with_columns(pl.lit(False).alias("_conflict"))
     ranked = ranked.with_columns(eligible.alias("_eligible"))
@@ -45,12 +61,12 @@ def resolve_clusters(df: pl.DataFrame, kind: str, conflicts: str, what: str) -> 
     ranked = ranked.with_columns(pl.col("_id").filter(pl.col("_keep")).first().over("_cluster").alias("_kept_id"))
     removed = ranked.filter(~pl.col("_keep"))
     why = (pl.when(pl.col("_conflict") & pl.col("_kept_id").is_null())
-           .then(pl.lit(f"{what} duplicates with conflicting labels"))
+           .then(pl.lit(f"{what} duplicates with conflicting {_NOUN.get(kind, 'labels')}"))
            .otherwise(pl.concat_str([pl.lit(f"{what} duplicate of "), pl.col("_kept_id").fill_null("?")])))
     stats = _cluster_stats(ranked.filter(in_cluster), kind)
     kept = ranked.filter(pl.col("_keep")).sort(["_src", "_row"])
     helper = ["_prio", "_id", "_conflict", "_eligible", "_keep", "_kept_id", "_cluster"]
-    return StepResult(kept.drop(helper), {"removed": removed.height, **stats},
+    return StepResult(kept.drop(helper, "_annotation", strict=False), {"removed": removed.height, **stats},
                       removed.select("_src", "_row", why.alias("reason")))
 
 
@@ -64,7 +80,7 @@ def _cluster_stats(members: pl.DataFrame, kind: str) -> dict[str, Any]:
     groups = members.group_by("_cluster").agg(aggregations).sort(["size", "_cluster"], descending=[True, False])
     stats: dict[str, Any] = {"clusters": groups.height,
                              "largest_clusters": groups.head(_SHOWN).drop("_cluster").to_dicts()}
-    if kind == "classification":
+    if "_annotation" in members.columns:
         conflicting = groups.filter(pl.col("conflict"))
         stats["conflicting_clusters"] = conflicting.height
         stats["conflict_examples"] = conflicting.head(_SHOWN).drop("_cluster").to_dicts()

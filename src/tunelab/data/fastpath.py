@@ -25,8 +25,8 @@ _SCALAR_LABEL = (*_TEXT, pa.int64(), pa.bool_())
 
 def read_clean(path: Path, fmt: str, kind: str, mapping: dict[str, str], limit: int) -> pa.Table | None:
     """Canonical rows of the whole file, or None when a record might need a closer look."""
-    if kind == "chat" or fmt not in ("jsonl", "parquet"):
-        return None
+    if kind in ("chat", "token_classification") or fmt not in ("jsonl", "parquet"):
+        return None  # nested fields: every record is checked on its own
     table = _load(path, fmt, limit)
     if table is None:
         return None

@@ -47,7 +47,7 @@ def example_expr(kind: str) -> pl.Expr:
     """The whole example as one string: the key for duplicates (labels excluded, so conflicts show)."""
     if kind == "chat":
         return pl.col("messages").list.eval(pl.element().struct.field("content")).list.join("\n")
-    if kind == "classification":
+    if kind in ("classification", "token_classification"):
         return pl.col("text")
     return pl.concat_str([pl.col(f) for f in fields_of(kind)], separator="\n", ignore_nulls=True)
 

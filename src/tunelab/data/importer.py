@@ -68,20 +68,24 @@ class _FileResult:
 def import_data(store: Store, paths: list[str], *, name: str | None = None, fmt: str = "auto",
                 mapping: dict[str, str] | None = None, strict: bool = False, eval_set: bool = False,
                 max_record_bytes: int = readers.MAX_RECORD_BYTES) -> ImportResult:
-    """Read, validate and register the files as one dataset version (see the module docstring)."""
-    if fmt not in ("auto", *shapes.KINDS):
-        raise InputError(f"unknown --format {fmt!r}", f"use one of: auto, {', '.join(shapes.KINDS)}")
+    """Read, validate and register the files as one dataset version (see the module docstring).
+
+    `fmt` is a shape, `auto`, or `conll`: token classification read from CoNLL files whatever their names.
+    """
+    if fmt not in ("auto", "conll", *shapes.KINDS):
+        raise InputError(f"unknown --format {fmt!r}", f"use one of: auto, {', '.join(shapes.KINDS)}, conll")
+    file_format, fmt = ("conll", "token_classification") if fmt == "conll" else (None, fmt)
     sources = [Source.parse(p) for p in paths]
     for source in sources:
         if not source.path.exists():
             raise InputError(f"{source.path}: no such file or directory", "check the path")
     mapping = mapping or {}
-    detection = _detect(sources, fmt, mapping, max_record_bytes)
+    detection = _detect(sources, fmt, mapping, max_record_bytes, file_format)
     parts: dict[str, list[pl.DataFrame]] = {}
     rejects: list[dict[str, Any]] = []
     notes: list[str] = []
     for source in sources:
-        result = _read_source(source, detection.kind, mapping, max_record_bytes)
+        result = _read_source(source, detection.kind, mapping, max_record_bytes, file_format)
         for split, table in result.tables.items():
             parts.setdefault(split, []).append(pl.from_arrow(table))
         rejects.extend(result.rejects)
@@ -97,10 +101,12 @@ def import_data(store: Store, paths: list[str], *, name: str | None = None, fmt:
     return _commit(store, sources, name, detection, tables, rejects, notes, mapping, eval_set)
 
 
-def _detect(sources: list[Source], fmt: str, mapping: dict[str, str], limit: int) -> shapes.Detection:
+def _detect(sources: list[Source], fmt: str, mapping: dict[str, str], limit: int,
+            file_format: str | None) -> shapes.Detection:
     """Detect the shape from the first file's columns (union of the first records' keys)."""
     path = sources[0].path
-    records, _ = readers.read_records(path, readers.detect_format(path), limit, head_bytes=max(limit, 4 << 20))
+    records, _ = readers.read_records(path, file_format or readers.detect_format(path), limit,
+                                      head_bytes=max(limit, 4 << 20))
     columns: dict[str, None] = {}  # as the file names them, before --map
     unreadable: list[readers.RawRecord] = []
     for i, raw in enumerate(records):
@@ -128,8 +134,9 @@ def _detect(sources: list[Source], fmt: str, mapping: dict[str, str], limit: int
     return shapes.detect_kind(list(shapes.rename(dict(columns), mapping)), fmt)
 
 
-def _read_source(source: Source, kind: str, mapping: dict[str, str], limit: int) -> _FileResult:
-    fmt = readers.detect_format(source.path)
+def _read_source(source: Source, kind: str, mapping: dict[str, str], limit: int,
+                 file_format: str | None) -> _FileResult:
+    fmt = file_format or readers.detect_format(source.path)
     clean = fastpath.read_clean(source.path, fmt, kind, mapping, limit)
     if clean is not None:
         if not clean.num_rows:

@@ -1,4 +1,4 @@
-"""Read CSV, TSV, JSONL, JSON arrays, Parquet and `datasets.save_to_disk` directories into raw records.
+"""Read CSV, TSV, JSONL, JSON arrays, Parquet, CoNLL and `datasets.save_to_disk` directories into raw records.
 
 A reader never stops at the first problem: every record comes out as a `RawRecord` with its location and, when it
 could not be read, the reason. Encoding quirks (a BOM, CRLF, blank lines) are handled and reported as file notes.
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunelab.data import bio
 from tunelab.errors import InputError
 
 MAX_RECORD_BYTES = 1_000_000
@@ -58,7 +59,7 @@ def detect_format(path: Path) -> str:
                          "pass the data files themselves, or a folder with dataset_info.json / dataset_dict.json")
     suffix = path.suffix.lower()
     known = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
-             ".parquet": "parquet", ".pq": "parquet"}
+             ".parquet": "parquet", ".pq": "parquet", ".conll": "conll", ".bio": "conll", ".iob": "conll"}
     if suffix in known:
         return known[suffix]
     with path.open("rb") as f:
@@ -81,6 +82,8 @@ def read_records(path: Path, fmt: str, max_record_bytes: int = MAX_RECORD_BYTES,
         return _jsonl_records(text, notes, max_record_bytes), notes
     if fmt == "json":
         return _json_array_records(path, text, max_record_bytes), notes
+    if fmt == "conll":
+        return _conll_records(text, notes, max_record_bytes), notes
     return _csv_records(path, text, "\t" if fmt == "tsv" else ",", notes, max_record_bytes), notes
 
 
@@ -255,3 +258,57 @@ def _table_records(tables: dict[str, Any], limit: int) -> Iterator[RawRecord]:
                 yield raw
             offset += batch.num_rows
 
+
+
+def _conll_records(lines: _Lines, notes: FileNotes, limit: int) -> Iterator[RawRecord]:
+    """One record per sentence (lines up to a blank line): {text: tokens joined by single spaces, spans}."""
+    sentence: list[tuple[int, str]] = []
+    skipped = 0
+    for number, line in enumerate([*lines, ""], start=1):
+        if line.strip():
+            sentence.append((number, line))
+            continue
+        if sentence and sentence[0][1].split()[0] == "-DOCSTART-":
+            skipped += 1
+        elif sentence:
+            yield _conll_sentence(sentence, lines.bad, limit)
+        sentence = []
+    if skipped:
+        notes.notes.append(f"{skipped} -DOCSTART- line(s) skipped")
+
+
+def _conll_sentence(rows: list[tuple[int, str]], bad: dict[int, str], limit: int) -> RawRecord:
+    """Tokens and tags (the last column) -> text and character spans; any bad line rejects the sentence."""
+    tokens, tags, problems, where = [], [], [], None
+    for number, line in rows:
+        cells = line.split()
+        problem = _conll_problem(number, cells, bad)
+        if problem is not None:
+            problems.append(problem)
+            where = where or number
+            continue
+        tokens.append(cells[0])
+        tags.append(cells[-1])
+    raw = "\n".join(line for _, line in rows)
+    if len(raw) > limit // 4 and len(raw.encode()) > limit:
+        return RawRecord(f"line {rows[0][0]}", None, raw[:2000], [_oversize(len(raw.encode()), limit)])
+    if problems:
+        return RawRecord(f"line {where}", None, raw, problems)
+    starts = [0]
+    for token in tokens[:-1]:
+        starts.append(starts[-1] + len(token) + 1)
+    spans = [{"start": starts[first], "end": starts[end - 1] + len(tokens[end - 1]), "label": kind}
+             for first, end, kind in bio.entities(tags)]
+    return RawRecord(f"line {rows[0][0]}", {"text": " ".join(tokens), "spans": spans}, raw)
+
+
+def _conll_problem(number: int, cells: list[str], bad: dict[int, str]) -> Problem | None:
+    if number in bad:
+        return Problem("line", f"line {number}: {bad[number]}", "UTF-8 text")
+    if len(cells) < 2:
+        return Problem("tag", f"line {number} has one column ({cells[0][:40]!r})",
+                       "a token and its tag, separated by whitespace")
+    if not bio.is_tag(cells[-1]):
+        return Problem("tag", f"{cells[-1][:40]!r} on line {number} is not a BIO tag",
+                       "O, B-TYPE or I-TYPE (BIO, IOB1 and IOB2 files read alike)")
+    return None

@@ -1,7 +1,8 @@
-"""The four dataset shapes, how to recognise them, and the checks that turn a raw record into a canonical row.
+"""The five dataset shapes, how to recognise them, and the checks that turn a raw record into a canonical row.
 
 Canonical rows: chat `{messages: [{role, content}]}`, instruction `{instruction, input, output}`, completion
-`{prompt, completion}`, classification `{text, label}`; any other column is kept as an optional string.
+`{prompt, completion}`, token classification `{text, spans: [{start, end, label}]}` (spans.py), classification
+`{text, label}`; any other column is kept as an optional string.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunelab.data.readers import Problem, json_type
+from tunelab.data.spans import check_spans
 from tunelab.errors import InputError
 
-KINDS = ("chat", "instruction", "completion", "classification")
+# In detection order: text + spans + label is token classification (the label kept as metadata).
+KINDS = ("chat", "instruction", "completion", "token_classification", "classification")
 REQUIRED = {
     "chat": ("messages",),
     "instruction": ("instruction", "output"),
     "completion": ("prompt", "completion"),
+    "token_classification": ("text", "spans"),
     "classification": ("text", "label"),
 }
 OPTIONAL = {"instruction": ("input",)}
@@ -31,6 +35,7 @@ ALIASES = {
     "prompt": ("question", "query"),
     "text": ("sms", "message", "sentence", "content", "utterance", "review", "body", "email"),
     "label": ("category", "class", "intent", "sentiment", "labels", "tag"),
+    "spans": ("entities", "slots", "annotations", "ner"),
 }
 
 
@@ -177,6 +182,9 @@ def canonical(record: dict[str, Any], kind: str) -> tuple[dict[str, Any], list[P
         row: dict[str, Any] = {"messages": _messages(record, problems)}
     elif kind == "classification":
         row = {"text": _text(record, "text", problems), "label": _label(record, problems)}
+    elif kind == "token_classification":
+        text = _text(record, "text", problems)
+        row = {"text": text, "spans": check_spans(record.get("spans"), text or None, problems)}
     else:
         row = {f: _text(record, f, problems) for f in REQUIRED[kind]}
         for f in OPTIONAL.get(kind, ()):
@@ -205,6 +213,6 @@ def example_text(row: dict[str, Any], kind: str) -> str:
     """The whole example as text: the key for duplicate detection (labels excluded, so conflicts show)."""
     if kind == "chat":
         return "\n".join(m["content"] for m in row["messages"])
-    if kind == "classification":
+    if kind in ("classification", "token_classification"):
         return row["text"]
     return "\n".join(row[f] for f in fields_of(kind))

@@ -18,11 +18,13 @@ from tunelab.store import Store
 
 SPLITS = ("train", "validation", "test")
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+SPANS = pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string())]))
+_NESTED = {("chat", "messages"): _MESSAGES, ("token_classification", "spans"): SPANS}
 
 
 def schema_for(kind: str, columns: list[str]) -> pa.Schema:
-    """Every column is a string except chat messages: extras are kept as text so any source fits."""
-    return pa.schema([(c, _MESSAGES if (kind == "chat" and c == "messages") else pa.string()) for c in columns])
+    """Every column is a string except chat messages and entity spans: extras are kept as text so any source fits."""
+    return pa.schema([(c, _NESTED.get((kind, c), pa.string())) for c in columns])
 
 
 def table_from_rows(rows: list[dict[str, Any]], kind: str, columns: list[str]) -> pa.Table:
