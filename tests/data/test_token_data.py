@@ -147,6 +147,16 @@ def test_a_bad_conll_tag_rejects_its_sentence_naming_the_line(store, tmp_path):
     assert third["line"] == 8 and "'S-LOC' on line 8" in third["reasons"][0]
 
 
+def test_csv_export_reimports_to_the_same_rows(store, tmp_path):
+    from tunelab.data import export
+
+    first = import_data(store, [str(_jsonl(tmp_path / "s.jsonl", [GOOD, {"text": "hi", "spans": []}]))])
+    out = tmp_path / "out.csv"
+    export(store, first.version.id, "train", "csv", out, None)
+    again = import_data(store, [str(out)], name="again")
+    assert read_split(again.version, "train").to_pylist() == read_split(first.version, "train").to_pylist()
+
+
 def test_cli_imports_conll_with_format_conll(cli, tmp_path):
     path = tmp_path / "ner.txt"
     path.write_text("Paris B-LOC\nis O\n")

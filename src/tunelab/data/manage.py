@@ -39,7 +39,7 @@ def show(store: Store, ref: str, samples: int = 3) -> dict[str, Any]:
 
 
 def export(store: Store, ref: str, split: str, fmt: str, out: Path | None, stdout: IO[bytes]) -> dict[str, Any]:
-    """Write one split as JSONL, Parquet or CSV (chat messages become a JSON string column in CSV)."""
+    """Write one split as JSONL, Parquet or CSV (chat messages and entity spans become JSON string columns in CSV)."""
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"unknown --format {fmt!r}", f"use one of: {', '.join(EXPORT_FORMATS)}")
     version = store.get_dataset(ref)
@@ -52,9 +52,10 @@ def export(store: Store, ref: str, split: str, fmt: str, out: Path | None, stdou
             buffer.write((json.dumps(row, ensure_ascii=False) + "\n").encode())
     else:
         frame = pl.from_arrow(table)
-        if "messages" in frame.columns:
-            frame = frame.with_columns(pl.Series("messages", [json.dumps(m, ensure_ascii=False)
-                                                              for m in table.column("messages").to_pylist()]))
+        for nested in ("messages", "spans"):  # CSV cells hold them as JSON, which import reads back
+            if nested in frame.columns:
+                frame = frame.with_columns(pl.Series(nested, [json.dumps(m, ensure_ascii=False)
+                                                              for m in table.column(nested).to_pylist()]))
         frame.write_csv(buffer)
     data = buffer.getvalue()
     if out is None:
