@@ -5,7 +5,8 @@ and random). Each line is {"text": ..., "entities": [{"type", "start", "end"}]},
 
 Annotation guide (what the gold spans hold):
 - PERSON: a person's name as written (first name alone, first + last, with a title); never user names.
-- LOCATION: cities, states, countries, and street addresses (the street part as one span); not zip codes.
+- LOCATION: cities, states, countries; not zip codes.
+- STREET_ADDRESS: the street part of an address (number, street, unit) as one span, in seven locales.
 - EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE, IP_ADDRESS, US_SSN, URL: the whole value as written.
 Order numbers, prices, dates, versions, last-4 digits, user names and company names are not labelled.
 US phone numbers get an area code in service and UK ones are mobiles (see us_phone, uk_mobile): Faker's own
@@ -22,7 +23,7 @@ from pathlib import Path
 from faker import Faker
 
 SEED = 20261125
-N_RECORDS = 400
+N_RECORDS = 450
 OUT = Path(__file__).with_name("pii_corpus.jsonl")
 NAME_LOCALES = ["en_US"] * 5 + ["en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pl_PL", "pt_BR"]
 PLACE_LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "nl_NL", "pl_PL"]  # it_IT cities vary with the hash seed
@@ -209,7 +210,7 @@ TEMPLATES_PII = [
              " to ", ("LOCATION", city()), f" on {fake().day_of_week()}."],
     lambda: ["I moved from ", ("LOCATION", city()), ", ", ("LOCATION", state()), " to ", ("LOCATION", country()),
              " last year, please update my address."],
-    lambda: ["Ship to: ", ("PERSON", person()), ", ", ("LOCATION", street()), ", ", ("LOCATION", city()),
+    lambda: ["Ship to: ", ("PERSON", person()), ", ", ("STREET_ADDRESS", street()), ", ", ("LOCATION", city()),
              f" {fake().postcode()}"],
     lambda: ["hey its ", ("PERSON", first_name()), " txt me at ", ("PHONE_NUMBER", phone()), " when ur back in ",
              ("LOCATION", city())],
@@ -230,7 +231,7 @@ TEMPLATES_PII = [
     lambda: [("PERSON", person()), " from ", ("LOCATION", country()), " asked about shipping to ",
              ("LOCATION", city()), "."],
     lambda: ["Tax form received. Taxpayer SSN ", ("US_SSN", ssn()), ", refund to account ", ("IBAN_CODE", iban())],
-    lambda: ["I live at ", ("LOCATION", street()), " in ", ("LOCATION", city()), ", my number is ",
+    lambda: ["I live at ", ("STREET_ADDRESS", street()), " in ", ("LOCATION", city()), ", my number is ",
              ("PHONE_NUMBER", phone())],
     lambda: ["Payment details: card ", ("CREDIT_CARD", card()), f", exp {rng.randint(1, 12):02d}/{n(27, 31)}, name ",
              ("PERSON", person())],
@@ -240,6 +241,10 @@ TEMPLATES_PII = [
     lambda: ["Contact ", ("EMAIL_ADDRESS", email()), " or ", ("PHONE_NUMBER", phone()), " for the ",
              ("LOCATION", state()), " branch."],
     lambda: ["SSN on file: ", ("US_SSN", ssn()), ". Please confirm the last four digits by phone."],
+    lambda: ["please deliver to ", ("STREET_ADDRESS", street().lower()), ", i'm not home before 6"],
+    lambda: ["Can you send the replacement to ", ("STREET_ADDRESS", street()), "? I moved to ", ("LOCATION", city()),
+             " last month."],
+    lambda: ["New billing address for ", ("PERSON", person()), ": ", ("STREET_ADDRESS", street()), "."],
 ]
 
 TEMPLATES_CLEAN = [

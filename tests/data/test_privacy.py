@@ -39,7 +39,8 @@ def raw_and_prepared(store, tmp_path):
     source = tmp_path / "tickets.jsonl"
     source.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
     raw = import_data(store, [str(source)], name="tickets").version
-    cfg = PrepConfig.model_validate({"dedup": {"near": False}, "split": {"group_column": "customer"}})
+    cfg = PrepConfig.model_validate({"dedup": {"near": False}, "split": {"group_column": "customer"},
+                                     "pii": {"pseudonymize": ["customer"]}})
     return raw, prepare(store, raw.id, cfg)
 
 

@@ -79,7 +79,7 @@ def _strip_tags(texts: pl.Series) -> pl.Series:
 
 
 def strip_html(df: pl.DataFrame, kind: str, _cfg: HtmlConfig) -> StepResult:
-    columns = text_columns(df, kind, include_extras=False)
+    columns = text_columns(df, kind)
     before = df.select(example_expr(kind).alias("k"))["k"]
     out, spans = _rewrite(df, kind, columns, _strip_tags)
     after = out.select(example_expr(kind).alias("k"))["k"]

@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from tunelab.data.shapes import fields_of
+from tunelab.data.shapes import FREE_TEXT, fields_of
 from tunelab.data.versions import SPLITS, schema_for
 
 META = ("_src", "_row", "_split")
@@ -36,10 +36,13 @@ def from_frame(df: pl.DataFrame, kind: str) -> dict[str, pa.Table]:
             for s in [*SPLITS, *sorted(present - set(SPLITS))] if s in present}
 
 
-def text_columns(df: pl.DataFrame, kind: str, include_extras: bool = True) -> list[str]:
-    fields = [c for c in fields_of(kind) if c in df.columns]
+def text_columns(df: pl.DataFrame, kind: str, include_extras: bool = False) -> list[str]:
+    """The shape's free-text fields present in `df`: what cleaning rewrites. Labels, spans and metadata are
+    never rewritten unless asked: include_extras adds the other string columns."""
+    fields = [c for c in FREE_TEXT[kind] if c in df.columns]
     if include_extras:
-        fields += [c for c in df.columns if c not in fields and c not in META and df.schema[c] == pl.String]
+        fields += [c for c in df.columns if c not in fields and c not in META and c not in fields_of(kind)
+                   and df.schema[c] == pl.String]
     return fields
 
 

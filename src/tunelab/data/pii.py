@@ -9,7 +9,6 @@ importing this module cheap for the CLI and for the helper processes. Measured q
 
 from __future__ import annotations
 
-import functools
 import logging
 import multiprocessing
 import os
@@ -18,16 +17,16 @@ import re
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tunelab.data.pii_recognizers import ENTITY_TYPES, offline_tld, pattern_recognizers
+from tunelab.data.pii_rules import NER_ENTITIES, PiiSpan, Rules, refine
 from tunelab.errors import InputError, TunelabError
 
 logger = logging.getLogger(__name__)
 
-ENTITY_TYPES: tuple[str, ...] = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
-                                 "US_SSN", "URL", "PERSON", "LOCATION")
-NER_ENTITIES = frozenset({"PERSON", "LOCATION"})
+__all__ = ["ENTITY_TYPES", "NER_ENTITIES", "PiiSpan", "Rules", "apply_pii", "find_pii"]
 
 # spaCy labels kept and the entity each becomes (Presidio's own mapping); the model's other labels are ignored.
 # Also mapping FAC (buildings, airports, some streets) added three false alarms per extra hit on the corpus.
@@ -51,19 +50,12 @@ _URL_TAIL = " \t\n.,;:!?'\")"
 _URL_STOP = frozenset(" \t\n\r<>\"'()[]{}|\\^`")
 
 
-@dataclass(frozen=True)
-class PiiSpan:
-    entity: str
-    start: int
-    end: int
-    score: float
-
-
 def find_pii(texts: Sequence[str], *, entities: Sequence[str] = ENTITY_TYPES, use_ner: bool = True,
-             score_threshold: float = 0.5, workers: int = 2, progress: Callable[[int], None] | None = None
-             ) -> list[list[PiiSpan]]:
-    """One list of non-overlapping spans per input text, same order. progress(n) is called with the number of
-    texts just finished.
+             score_threshold: float = 0.5, workers: int = 2, progress: Callable[[int], None] | None = None,
+             rules: Rules = Rules()) -> list[list[PiiSpan]]:
+    """One list of non-overlapping spans per input text, same order, after the rules of `pii_rules` (whole
+    words, placeholders left alone, implausible values dropped, the allow and deny lists). progress(n) is called
+    with the number of texts just finished.
 
     use_ner=False skips PERSON and LOCATION and loads no model. `workers` caps the processes doing the work:
     with more than one and enough texts (2,000 with NER, 25,000 without), spawned helpers share it, so a calling
@@ -71,11 +63,11 @@ def find_pii(texts: Sequence[str], *, entities: Sequence[str] = ENTITY_TYPES, us
     """
     wanted = _check_entities(entities, use_ner)
     texts = list(texts)
-    if not wanted or not texts:
+    if (not wanted and not rules.deny) or not texts:
         if progress and texts:
             progress(len(texts))
         return [[] for _ in texts]
-    job = _Job(wanted, use_ner and bool(wanted & NER_ENTITIES), score_threshold)
+    job = _Job(wanted, use_ner and bool(wanted & NER_ENTITIES), score_threshold, rules)
     processes = min(workers, os.cpu_count() or 1)
     if processes < 2 or len(texts) < _PARALLEL_MIN_TEXTS[job.use_ner] or multiprocessing.current_process().daemon:
         return _find_in_chunks(texts, job, 0, progress)
@@ -113,6 +105,7 @@ class _Job:
     entities: frozenset[str]
     use_ner: bool
     score_threshold: float
+    rules: Rules = field(default_factory=Rules)
 
 
 # ---------------------------------------------------------------------------------------------- detection
@@ -129,13 +122,13 @@ class _Detector:
 
         self.entities = entities
         self.engine = _nlp_engine(_load_spacy(use_ner))
-        recognizers = [make() for entity, make in _pattern_recognizers().items() if entity in entities]
+        recognizers = [make() for entity, make in pattern_recognizers().items() if entity in entities]
         if entities & NER_ENTITIES:
             recognizers.append(SpacyRecognizer(supported_entities=sorted(entities & NER_ENTITIES)))
         registry = RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
         self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=self.engine, supported_languages=["en"])
 
-    def find(self, texts: list[str], score_threshold: float) -> list[list[PiiSpan]]:
+    def find(self, texts: list[str], score_threshold: float, rules: Rules = Rules()) -> list[list[PiiSpan]]:
         floor = max(0.0, score_threshold - max(_THRESHOLD_OFFSET.values()))
         found = []
         for text, artifacts in self.engine.process_batch(texts, "en", batch_size=256):
@@ -144,7 +137,7 @@ class _Detector:
                 text=text, language="en", entities=candidates, nlp_artifacts=artifacts, score_threshold=floor)
             spans = (_clean(text, PiiSpan(r.entity_type, r.start, r.end, r.score), score_threshold)
                      for r in results or [])
-            found.append(_resolve_overlaps([s for s in spans if s]))
+            found.append(refine(text, [s for s in spans if s], rules))
         return found
 
 
@@ -160,6 +153,10 @@ def _worth_checking(text: str, entities: frozenset[str], ner_labels: set[str]) -
         "IBAN_CODE": digits >= 4,
         "US_SSN": digits >= 9,
         "IP_ADDRESS": ":" in text or (digits >= 4 and _DIGIT_DOT.search(text) is not None),
+        "STREET_ADDRESS": digits >= 1,
+        "ZIP_CODE": digits >= 2,
+        "DATE_TIME": digits >= 1,
+        "ID_NUMBER": digits >= 3,
     }
     return [e for e in entities if possible.get(e, e in ner_labels)]
 
@@ -194,24 +191,10 @@ def _clean_url(text: str, span: PiiSpan) -> PiiSpan | None:
         end += 1
     while end > start and text[end - 1] in _URL_TAIL:
         end -= 1
-    parts = _offline_tld()(text[start:end])
+    parts = offline_tld()(text[start:end])
     if "://" not in text[start:end] and not (parts.suffix and parts.domain):
         return None
     return PiiSpan(span.entity, start, end, span.score)
-
-
-def _resolve_overlaps(spans: list[PiiSpan]) -> list[PiiSpan]:
-    """Non-overlapping spans, sorted by start; a span overlapping one kept before it is dropped.
-
-    Pattern matches come first whatever the scores: Presidio gives every NER entity a flat 0.85, and the small
-    model does tag URLs and IPv6 groups as names or places. Then the higher score (a validated e-mail scores 1.0,
-    so the URL-looking domain inside it loses), then the longer span.
-    """
-    kept: list[PiiSpan] = []
-    for span in sorted(spans, key=lambda s: (s.entity in NER_ENTITIES, -s.score, s.start - s.end, s.start)):
-        if all(k.end <= span.start or span.end <= k.start for k in kept):
-            kept.append(span)
-    return sorted(kept, key=lambda s: s.start)
 
 
 # ---------------------------------------------------------------------------------------------- building
@@ -270,41 +253,6 @@ def _nlp_engine(nlp: Any) -> Any:
     return engine
 
 
-@functools.cache
-def _offline_tld() -> Any:
-    """tldextract with the suffix list it bundles: its default extractor downloads the current list on first use
-    (and Presidio's e-mail recognizer uses that default)."""
-    import tldextract
-
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
-
-
-@functools.cache
-def _pattern_recognizers() -> dict[str, Callable[[], Any]]:
-    """Factories for Presidio's pattern recognizers, with an offline e-mail check and wider card coverage."""
-    from presidio_analyzer import Pattern
-    from presidio_analyzer import predefined_recognizers as pr
-
-    class OfflineEmailRecognizer(pr.EmailRecognizer):
-        def validate_result(self, pattern_text: str) -> bool:
-            return _offline_tld()(pattern_text).fqdn != ""
-
-    # Presidio's card pattern stops at 17 digits and misses the 2221-2720 Mastercard and 2131 JCB ranges: add
-    # 16- and 19-digit numbers starting with 2-6, plain or grouped by four, and 15-digit JCB. Luhn still decides.
-    cards = [*pr.CreditCardRecognizer.PATTERNS,
-             Pattern("Card 16/19 digits (weak)", r"\b[2-6]\d{3}(?:[- ]?\d{4}){3}(?:[- ]?\d{3})?\b", 0.3),
-             Pattern("JCB 15 digits (weak)", r"\b(?:2131|1800)\d{11}\b", 0.3)]
-    return {
-        "EMAIL_ADDRESS": OfflineEmailRecognizer,
-        "PHONE_NUMBER": pr.PhoneRecognizer,
-        "CREDIT_CARD": lambda: pr.CreditCardRecognizer(patterns=cards),
-        "IBAN_CODE": pr.IbanRecognizer,
-        "IP_ADDRESS": pr.IpRecognizer,
-        "US_SSN": pr.UsSsnRecognizer,
-        "URL": pr.UrlRecognizer,
-    }
-
-
 # ---------------------------------------------------------------------------------------------- processes
 
 
@@ -338,7 +286,7 @@ def _find_in_chunks(texts: list[str], job: _Job, n_helpers: int,
             if todo and work_here:
                 detector = detector or _detector(job.entities, job.use_ner)
                 index = todo.popleft()
-                finished(index, detector.find(chunks[index], job.score_threshold))
+                finished(index, detector.find(chunks[index], job.score_threshold, job.rules))
     finally:
         for helper in helpers:
             helper.stop()
@@ -411,6 +359,6 @@ def _helper_main(job: _Job, tasks: Any, inbox: Any, helper_id: int) -> None:
         inbox.put(("ready", helper_id, None, None))
         while True:
             index, texts = tasks.get()
-            inbox.put(("done", helper_id, index, detector.find(texts, job.score_threshold)))
+            inbox.put(("done", helper_id, index, detector.find(texts, job.score_threshold, job.rules)))
     except Exception as exc:  # the parent logs it and carries on without this helper
         inbox.put(("error", helper_id, None, f"{type(exc).__name__}: {exc}"))

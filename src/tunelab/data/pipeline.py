@@ -18,6 +18,7 @@ import polars as pl
 from tunelab.data import clean, dedup, split
 from tunelab.data.frame import StepResult, from_frame, input_expr, to_frame
 from tunelab.data.pii import ENTITY_TYPES
+from tunelab.data.pii_rules import Rules
 from tunelab.data.prep_config import PrepConfig
 from tunelab.data.versions import VersionWriter, read_splits
 from tunelab.errors import InputError
@@ -46,7 +47,7 @@ def plan(cfg: PrepConfig, kind: str, eval_inputs: dict[str, list[str]]) -> list[
     if cfg.pii.enabled:
         from tunelab.data.deid import deidentify
 
-        steps.append(("pii", lambda df: deidentify(df, kind, cfg.pii, group)))
+        steps.append(("pii", lambda df: deidentify(df, kind, cfg.pii)))
     if cfg.split.enabled:
         steps.append(("split", lambda df: split.split(df, kind, cfg.split)))
     if cfg.leakage.enabled:
@@ -76,7 +77,8 @@ def check(cfg: PrepConfig, parent: DatasetVersion) -> None:
     problems = []
     columns = parent.columns
     named = {"split.group_column": [cfg.split.group_column] if cfg.split.group_column else [],
-             "missing.columns": cfg.missing.columns or []}
+             "missing.columns": cfg.missing.columns or [], "pii.columns": cfg.pii.columns,
+             "pii.pseudonymize": cfg.pii.pseudonymize}
     for key, wanted in named.items():
         missing = [c for c in wanted if c not in columns]
         if missing:
@@ -85,9 +87,16 @@ def check(cfg: PrepConfig, parent: DatasetVersion) -> None:
         problems.append("split.validation + split.test must leave rows for train (be below 1)")
     if cfg.missing.policy == "fill" and cfg.missing.fill_value is None:
         problems.append("missing.policy is fill but missing.fill_value is not set")
-    unknown = sorted(set(cfg.pii.entities) - set(ENTITY_TYPES))
+    unknown = sorted(set(cfg.pii.entities or ()) - set(ENTITY_TYPES))
     if unknown:
         problems.append(f"pii.entities: unknown type(s) {', '.join(unknown)}")
+    labels = [c for c in cfg.pii.columns if c in ("label", "spans")]
+    if labels:
+        problems.append(f"pii.columns: {', '.join(labels)} holds annotations, which de-identification never rewrites")
+    try:
+        Rules(tuple(cfg.pii.allow), tuple(cfg.pii.deny))
+    except InputError as exc:
+        problems.append(exc.message)
     if problems:
         raise InputError("the config does not fit this dataset:\n" + "\n".join(f"  {p}" for p in problems),
                          f"its columns are: {', '.join(columns)}; known PII types: {', '.join(ENTITY_TYPES)}")

@@ -7,7 +7,6 @@ from typing import Literal
 from pydantic import Field
 
 from tunelab.config import Schema
-from tunelab.data.pii import ENTITY_TYPES
 
 
 class NormalizeConfig(Schema):
@@ -46,7 +45,18 @@ class PiiConfig(Schema):
     enabled: bool = Field(True, description="Detect and de-identify personal data.")
     action: Literal["redact", "mask", "drop"] = Field("redact", description="Replace with <TYPE>, mask with *, or "
                                                       "drop the row.")
-    entities: list[str] = Field(list(ENTITY_TYPES), description="Entity types to find.")
+    profile: Literal["default", "hipaa-safe-harbor", "strict"] = Field(
+        "default", description="Which types are removed: direct identifiers (default; cities and countries stay), "
+        "HIPAA Safe Harbor's identifiers, or every type (see docs/pii.md).")
+    entities: list[str] | None = Field(None, description="Entity types to find (default: the profile's).")
+    allow: list[str] = Field(default_factory=list, description="Values never removed (literal, or 're:' + a "
+                             "regular expression matching the whole value).")
+    deny: list[str] = Field(default_factory=list, description="Values always removed, as <CUSTOM> (literal, "
+                            "whole-word, or 're:' + a regular expression).")
+    columns: list[str] = Field(default_factory=list, description="Metadata columns to de-identify too (free-text "
+                               "fields always are; labels never).")
+    pseudonymize: list[str] = Field(default_factory=list, description="Columns replaced by a keyed hash (same value, "
+                                    "same hash; the key is never stored), e.g. a customer id used as group column.")
     ner: bool = Field(True, description="Use the spaCy NER model for PERSON and LOCATION.")
     score_threshold: float = Field(0.5, ge=0, le=1, description="Minimum detection confidence.")
     workers: int = Field(2, ge=1, description="Processes used for detection.")

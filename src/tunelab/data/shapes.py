@@ -26,6 +26,9 @@ REQUIRED = {
     "classification": ("text", "label"),
 }
 OPTIONAL = {"instruction": ("input",)}
+# The fields that hold free text: what de-identification reads and rewrites (never labels, spans or metadata).
+FREE_TEXT = {"chat": ("messages",), "instruction": ("instruction", "input", "output"),
+             "completion": ("prompt", "completion"), "classification": ("text",), "token_classification": ("text",)}
 ROLES = ("system", "user", "assistant")
 # Column names people use for our fields, to suggest a --map when detection fails.
 ALIASES = {
