@@ -41,3 +41,19 @@ def entities(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     if current is not None:
         out.append((current[0], current[1], current[2]))
     return out
+
+
+def strict_counts(gold: Iterable[tuple], predicted: Iterable[tuple]) -> dict[str, list[int]]:
+    """{type: [true positives, false positives, false negatives]} of one example, entities as (start, end, type):
+    a prediction counts only when its type and both boundaries equal a gold entity's (seqeval's strict match)."""
+    gold, predicted = set(gold), set(predicted)
+    counts: dict[str, list[int]] = {}
+    for entity in gold | predicted:
+        slot = 0 if entity in gold and entity in predicted else (1 if entity in predicted else 2)
+        counts.setdefault(entity[2], [0, 0, 0])[slot] += 1
+    return counts
+
+
+def f1(tp: int, fp: int, fn: int) -> float:
+    """2PR / (P + R) = 2tp / (2tp + fp + fn); 0 when there is nothing to find and nothing found."""
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0

@@ -25,7 +25,8 @@ class LoraSettings(Schema):
 class EarlyStopping(Schema):
     metric: Literal["auto", "val_loss", "val_f1", "val_accuracy"] = Field(
         "auto", description="What picks the best checkpoint and counts as improvement (auto: classification "
-        "val_f1, the macro F1 over labels; sft val_loss). Ties go to the lower validation loss.")
+        "val_f1, the macro F1 over labels; token_classification val_f1, the entity micro F1; sft val_loss). Ties "
+        "go to the lower validation loss.")
     patience: int | None = Field(None, ge=1, description="Evaluations without improvement before stopping; null "
                                  "(default): train every epoch and keep the best checkpoint.")
     min_delta: float = Field(0.0, ge=0, description="Smallest improvement of the metric that counts.")
@@ -52,16 +53,17 @@ class SearchRange(Schema):
 class TrainConfig(Schema):
     dataset: str = Field(description="Prepared dataset: id, id prefix or name.")
     base_model: str = Field(description="Short name (minilm-l6, smollm2-135m), local folder or hub name.")
-    task: Literal["auto", "sft", "classification"] = Field(
-        "auto", description="sft for chat/instruction/completion data, classification for text+label; auto: by data.")
+    task: Literal["auto", "sft", "classification", "token_classification"] = Field(
+        "auto", description="sft for chat/instruction/completion data, classification for text+label, "
+        "token_classification for text+spans; auto: by data.")
     method: Literal["lora", "qlora", "full"] = Field("lora", description="LoRA adapter, 4-bit QLoRA (CUDA), or all "
                                                      "weights.")
     name: str | None = Field(None, description="Name of the run and model (default: dataset-task-method).")
     epochs: float | None = Field(None, gt=0, description="Passes over the train split (default: sft 2, "
-                                 "classification 4).")
+                                 "classification and token_classification 4).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
     learning_rate: float | None = Field(None, gt=0, description="Peak learning rate (default by method: lora 2e-4 "
-                                        "for sft, 1e-3 for classification; full 5e-5).")
+                                        "for sft, 1e-3 for (token) classification; full 5e-5).")
     lr_scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
     warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps spent warming up.")
     batch_size: int = Field(8, ge=1, description="Examples per step and process (sft with packing: see max_tokens).")
@@ -97,10 +99,13 @@ class TrainConfig(Schema):
     trials: int = Field(10, ge=1, description="tunelab tune: number of trials.")
 
 
+LABELLED = ("classification", "token_classification")  # the tasks whose data has a label set (and an F1)
+
+
 def resolve(cfg: TrainConfig, dataset_kind: str) -> TrainConfig:
     """The config with every automatic value filled in, as recorded by the run."""
-    task = cfg.task if cfg.task != "auto" else ("classification" if dataset_kind == "classification" else "sft")
-    classification = task == "classification"
+    task = cfg.task if cfg.task != "auto" else (dataset_kind if dataset_kind in LABELLED else "sft")
+    classification = task in LABELLED
     rate = cfg.learning_rate or (5e-5 if cfg.method == "full" else (1e-3 if classification else 2e-4))
     metric = cfg.early_stopping.metric
     if metric == "auto":

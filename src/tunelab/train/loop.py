@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from tunelab.progress import progress_enabled, stderr
 from tunelab.store import Store
-from tunelab.train import checkpoint
+from tunelab.train import checkpoint, tagging
 from tunelab.train import data as tdata
 from tunelab.train.checkpoint import LoopState
 from tunelab.train.setup import Setup
@@ -97,18 +97,25 @@ def _collate(setup: Setup, split: tdata.Encoded, indices: list[int]) -> dict[str
     pad = setup.tokenizer.pad_token_id
     if setup.cfg.task == "classification":
         return tdata.collate_classification(ids, labels, pad_id=pad)
-    return tdata.collate_sft(ids, labels, packing=setup.cfg.packing, pad_id=pad, row_tokens=setup.cfg.max_seq_length)
+    # token classification: right-padded rows, tags padded with IGNORE_INDEX, as unpacked SFT
+    return tdata.collate_sft(ids, labels, packing=setup.cfg.packing and setup.cfg.task == "sft", pad_id=pad,
+                             row_tokens=setup.cfg.max_seq_length)
 
 
 def loss_sum(setup: Setup, model: torch.nn.Module, batch: dict[str, torch.Tensor]
              ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
-    """Summed loss, number of loss targets, and (classification) the predicted labels of one micro-batch."""
+    """Summed loss, number of loss targets, and (classifiers) the predicted labels of one micro-batch."""
     labels = batch["labels"]
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "num_tokens")}
     if setup.cfg.task == "classification":
         logits = model(**inputs).logits
         loss = F.cross_entropy(logits.float(), labels, weight=setup.class_weights, reduction="sum")
         return loss, labels.numel(), logits.argmax(-1)
+    if setup.cfg.task == "token_classification":  # a tag on each word's first sub-token, IGNORE_INDEX elsewhere
+        logits = model(**inputs).logits
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=tdata.IGNORE_INDEX,
+                               reduction="sum")
+        return loss, int((labels != tdata.IGNORE_INDEX).sum()), logits.argmax(-1)
     targets = labels[:, 1:]
     split = body_and_head(model)
     if split is None:
@@ -146,11 +153,14 @@ def body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Mod
 
 def _targets(setup: Setup, batch: dict[str, torch.Tensor]) -> int:
     labels = batch["labels"]
-    return labels.numel() if setup.cfg.task == "classification" else int((labels[:, 1:] != tdata.IGNORE_INDEX).sum())
+    if setup.cfg.task == "classification":
+        return labels.numel()
+    return int(((labels if setup.cfg.task == "token_classification" else labels[:, 1:]) != tdata.IGNORE_INDEX).sum())
 
 
 def evaluate(setup: Setup) -> dict[str, float]:
-    """Validation loss (per target token or example) and, for classifiers, accuracy and macro F1."""
+    """Validation loss (per target token or example) and, for classifiers, accuracy and macro F1 (token
+    classification: word accuracy and entity micro F1)."""
     split = setup.validation
     if split is None or not split.input_ids:
         return {}
@@ -168,12 +178,17 @@ def evaluate(setup: Setup) -> dict[str, float]:
                 predicted += predictions.tolist()
                 expected += batch["labels"].tolist()
     setup.model.train()
-    result = {"val_loss": total / max(targets, 1)}
-    if setup.cfg.task == "classification":
-        result["val_accuracy"] = accuracy_score(expected, predicted)
-        result["val_f1"] = f1_score(expected, predicted, labels=list(setup.label2id.values()), average="macro",
-                                    zero_division=0)
-    return result
+    return {"val_loss": total / max(targets, 1), **_label_metrics(setup, expected, predicted)}
+
+
+def _label_metrics(setup: Setup, expected: list, predicted: list) -> dict[str, float]:
+    if setup.cfg.task == "token_classification":
+        return tagging.validation_metrics(expected, predicted, {i: tag for tag, i in setup.label2id.items()})
+    if setup.cfg.task != "classification":
+        return {}
+    return {"val_accuracy": accuracy_score(expected, predicted),
+            "val_f1": f1_score(expected, predicted, labels=list(setup.label2id.values()), average="macro",
+                               zero_division=0)}
 
 
 def _global(value: int, ctx: Context) -> int:

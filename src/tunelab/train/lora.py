@@ -15,7 +15,7 @@ from torch import nn
 from tunelab.errors import InputError
 
 ALL_LINEAR = "all-linear"
-TASK_TYPES = {"sft": "CAUSAL_LM", "classification": "SEQ_CLS"}
+TASK_TYPES = {"sft": "CAUSAL_LM", "classification": "SEQ_CLS", "token_classification": "TOKEN_CLS"}
 
 
 def _linear_classes() -> tuple[type, ...]:
@@ -111,9 +111,9 @@ def apply_lora(model: nn.Module, *, r: int, alpha: int, dropout: float, target_m
                task: str) -> Any:
     """Wrap `model` in a PeftModel with LoRA on `target_modules`.
 
-    task "sft" uses TaskType.CAUSAL_LM. task "classification" uses TaskType.SEQ_CLS and puts the head modules
-    (found per architecture: classifier, score, pre_classifier, ...) in `modules_to_save`, so they stay trainable
-    and are saved with the adapter.
+    task "sft" uses TaskType.CAUSAL_LM. task "classification" uses TaskType.SEQ_CLS ("token_classification":
+    TOKEN_CLS) and puts the head modules (found per architecture: classifier, score, pre_classifier, ...) in
+    `modules_to_save`, so they stay trainable and are saved with the adapter.
     """
     from peft import LoraConfig, TaskType, get_peft_model
 
@@ -125,11 +125,11 @@ def apply_lora(model: nn.Module, *, r: int, alpha: int, dropout: float, target_m
         raise InputError(f"LoRA dropout must be in [0, 1), got {dropout}")
     targets = _requested(target_modules, model)
     modules_to_save = None
-    if task == "classification":
+    if task != "sft":
         modules_to_save = _head_names(model)
         if not modules_to_save:
             raise InputError(f"{type(model).__name__} has no classification head to train",
-                             "load the base model with AutoModelForSequenceClassification")
+                             "load the base model with AutoModelFor(Sequence|Token)Classification")
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
                         modules_to_save=modules_to_save, task_type=getattr(TaskType, TASK_TYPES[task]), bias="none")
     peft_model = get_peft_model(model, config)

@@ -31,12 +31,12 @@ def _saved_dtype(base_path: str) -> torch.dtype:
 
 
 def _load_base(base_path: str, task: str, num_labels: int | None, id2label: dict[int, str] | None):
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from tunelab.train.setup import AUTO_MODELS
 
+    if task not in AUTO_MODELS:
+        raise InputError(f"unknown task {task!r}", f"use one of: {', '.join(AUTO_MODELS)}")
     if task == "sft":
-        return AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    if task != "classification":
-        raise InputError(f"unknown task {task!r}", "use one of: sft, classification")
+        return AUTO_MODELS[task].from_pretrained(base_path, dtype=torch.float32)
     if num_labels is None and id2label is None:
         raise InputError("merging a classification adapter needs the label map (num_labels or id2label)",
                          "pass the labels the adapter was trained with")
@@ -45,8 +45,7 @@ def _load_base(base_path: str, task: str, num_labels: int | None, id2label: dict
     if id2label and len(id2label) != num_labels:
         raise InputError(f"num_labels is {num_labels} but id2label has {len(id2label)} labels")
     label_kwargs = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}} if id2label else {}
-    return AutoModelForSequenceClassification.from_pretrained(base_path, dtype=torch.float32, num_labels=num_labels,
-                                                              **label_kwargs)
+    return AUTO_MODELS[task].from_pretrained(base_path, dtype=torch.float32, num_labels=num_labels, **label_kwargs)
 
 
 def load_merged(base_path: str, adapter_dir: Path, *, task: str, num_labels: int | None = None,

@@ -17,13 +17,15 @@ def _id2label(model: dict[str, Any]) -> dict[int, str] | None:
 
 def load_model(model: dict[str, Any]) -> tuple[Any, Any]:
     """A registered model (store.get_model's dict) ready for inference: adapters merged in memory, eval mode."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from tunelab.train.setup import AUTO_MODELS
 
     id2label = _id2label(model)
     if model["kind"] == "adapter":
         return load_merged(model["base_model"], Path(model["path"]), task=model["task"],
                            num_labels=len(id2label) if id2label else None, id2label=id2label)
-    auto = AutoModelForSequenceClassification if model["task"] == "classification" else AutoModelForCausalLM
+    auto = AUTO_MODELS[model["task"]]
     return auto.from_pretrained(model["path"]).eval(), AutoTokenizer.from_pretrained(model["path"])
 
 

@@ -16,6 +16,7 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     AutoTokenizer,
     get_scheduler,
 )
@@ -26,9 +27,16 @@ from tunelab.models import ResolvedModel, quiet_transformers, resolve_base_model
 from tunelab.records import DatasetVersion
 from tunelab.store import Store
 from tunelab.train import data as tdata
+from tunelab.train import tagging
 from tunelab.train.config import TrainConfig, resolve
 from tunelab.train.device import DevicePlan, plan_device, quantization_config
 from tunelab.train.lora import apply_lora, trainable_summary
+
+AUTO_MODELS = {"sft": AutoModelForCausalLM, "classification": AutoModelForSequenceClassification,
+               "token_classification": AutoModelForTokenClassification}
+# The dataset kinds each task trains on.
+FITS = {"sft": ("chat", "instruction", "completion"), "classification": ("classification",),
+        "token_classification": ("token_classification",)}
 
 
 @dataclass
@@ -56,9 +64,10 @@ def load_dataset(store: Store, cfg: TrainConfig) -> DatasetVersion:
     if "train" not in dataset.splits:
         raise InputError(f"dataset {dataset.id} has no train split", "prepare it with `tunelab data prepare`")
     task = resolve(cfg, dataset.kind).task
-    if (task == "classification") != (dataset.kind == "classification"):
+    if dataset.kind not in FITS[task]:
         raise InputError(f"task {task} does not fit the {dataset.kind} dataset {dataset.id}",
-                         "use task: classification for text+label data, sft for chat/instruction/completion data")
+                         "use task: classification for text+label data, token_classification for text+spans data, "
+                         "sft for chat/instruction/completion data")
     return dataset
 
 
@@ -87,7 +96,7 @@ def load_model(base: ResolvedModel, cfg: TrainConfig, device: DevicePlan, label2
                tokenizer: Any) -> torch.nn.Module:
     torch.manual_seed(cfg.seed)  # a new classification head and the LoRA matrices start the same every time
     config = _model_config(base, cfg, label2id, tokenizer.pad_token_id)
-    auto = AutoModelForSequenceClassification if cfg.task == "classification" else AutoModelForCausalLM
+    auto = AUTO_MODELS[cfg.task]
     # 4-bit weights are quantised as they are placed, so they load straight onto their GPU
     placement = {"device_map": {"": _local_device(device)}} if device.quantize_4bit else {}
     try:
@@ -123,6 +132,10 @@ def encode(cfg: TrainConfig, dataset: DatasetVersion, tokenizer: Any
     if cfg.task == "classification":
         label2id = tdata.label_map(list(tables.values()))
         encoded = {s: tdata.encode_classification(t, tokenizer, label2id, cfg.max_seq_length)
+                   for s, t in tables.items()}
+    elif cfg.task == "token_classification":
+        label2id = tagging.label_map(list(tables.values()))
+        encoded = {s: tagging.encode_token_classification(t, tokenizer, label2id, cfg.max_seq_length)
                    for s, t in tables.items()}
     else:
         label2id = None
