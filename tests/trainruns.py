@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,3 +35,15 @@ def wait_for_checkpoint(store, step: int, process: subprocess.Popen, timeout: fl
             return runs[-1]
         time.sleep(0.02)
     raise AssertionError(f"no checkpoint-{step} within {timeout} s")
+
+
+def kill_and_resume(store, cli, folder: Path, settings: dict, step: int) -> tuple[dict, subprocess.CompletedProcess]:
+    """Train `settings` in a subprocess, SIGKILL it once checkpoint `step` exists, then `tunelab train --resume`:
+    the killed run's record and the resume's completed process."""
+    config = folder / "train.yaml"
+    config.write_text(json.dumps(settings))
+    process = start_training(store, config)
+    run = wait_for_checkpoint(store, step, process)
+    process.send_signal(signal.SIGKILL)  # wherever it is now: past `step`, before the end
+    process.wait()
+    return run, cli("train", "--resume", run["id"], "--json")

@@ -4,7 +4,6 @@ merge, and a killed run that resumes to the same result."""
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,7 +13,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from toydata import entity_rows, intent_rows
-from trainruns import loss_curve, start_training, wait_for_checkpoint
+from trainruns import kill_and_resume, loss_curve
 from tunelab.data import bio
 from tunelab.errors import InputError
 from tunelab.train.config import TrainConfig, resolve
@@ -95,13 +94,7 @@ def test_a_killed_token_run_resumes_to_the_same_result(store, entities, tiny_enc
     settings = {"dataset": entities, "base_model": str(tiny_encoder), "max_steps": 60, "batch_size": 4,
                 "checkpoint_every": 4, "eval_every": 20, "seed": 0, "threads": 1, "lora": {"dropout": 0.1}}
     reference = train(store, TrainConfig.model_validate(settings))
-    config = tmp_path / "train.yaml"
-    config.write_text(json.dumps(settings))
-    process = start_training(store, config)
-    run = wait_for_checkpoint(store, 8, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    resumed = cli("train", "--resume", run["id"], "--json")
+    run, resumed = kill_and_resume(store, cli, tmp_path, settings, 8)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["best_val_f1"] == pytest.approx(reference["best_val_f1"])
     ref_dir, run_dir = (Path(store.get_run(r)["output_dir"]) for r in (reference["run"], run["id"]))
