@@ -2,7 +2,8 @@
 
 - a registered fine-tuned model (adapter merged in memory, or full weights);
 - an encoder base: the frozen base encoder with a logistic-regression probe fitted on the same train split, since a
-  bare encoder has no classification head to compare;
+  bare encoder has no classification head to compare (token classification: a probe on each word's first-piece
+  hidden state, predicting its BIO tag);
 - a causal base: the base model prompted the same way, zero-shot or with k examples from the train split.
 """
 
@@ -19,11 +20,13 @@ from tunelab.evaluate import predict
 from tunelab.evaluate.inputs import EvalSet, few_shot, prompt_ids
 from tunelab.models import resolve_base_model
 from tunelab.store import Store
+from tunelab.train import tagging
 from tunelab.train.data import encode_sft
 from tunelab.train.service import load_model
 from tunelab.train.setup import load_tokenizer
 
 PROBE_TRAIN_ROWS = 4000  # enough for a linear probe to converge; keeps the base line cheap on big train splits
+PROBE_TRAIN_WORDS = 20000  # the token probe's cap, in words
 
 
 @dataclass
@@ -49,9 +52,12 @@ class Contender:
     probe: Any = field(default=None, repr=False)  # fitted LogisticRegression for an encoder base
 
     def predict(self, data: EvalSet, labels: list[str], decoding: Decoding) -> dict[str, Any]:
-        """classification -> {"proba": [n, len(labels)]}; generation -> {"predictions": [...], "nll", "tokens"}."""
+        """classification -> {"proba": [n, len(labels)]}; token classification -> {"entities": [[span, ...], ...]};
+        generation -> {"predictions": [...], "nll", "tokens"}."""
         if data.task == "classification":
             return {"proba": self._proba(data.inputs, labels, decoding)}
+        if data.task == "token_classification":
+            return {"entities": self._entities(data.inputs, decoding)}
         ids = prompt_ids(self.tokenizer, data, self.shots)
         ids = [x[-decoding.max_length:] for x in ids]  # keep the question when shots overflow
         out = {"predictions": predict.generate(self.model, self.tokenizer, ids, max_new_tokens=decoding.max_new_tokens,
@@ -72,6 +78,26 @@ class Contender:
                                  description=f"classify {self.label}")
         id2label = self.model.config.id2label
         return _reorder(proba, [id2label[i] for i in range(proba.shape[1])], labels)
+
+
+    def _entities(self, texts: list[str], decoding: Decoding) -> list[list[dict[str, Any]]]:
+        if self.probe is None:
+            return predict.tag(self.model, self.tokenizer, texts, max_length=decoding.max_length,
+                               description=f"tag {self.label}")
+        words, hidden = _word_states(self.model, self.tokenizer, texts, decoding, f"embed {self.label}")
+        proba = self.probe.predict_proba(np.concatenate([h for h in hidden if len(h)]))  # one call for every word
+        per_text = np.split(proba, np.cumsum([len(w) for w in words])[:-1])
+        id2label = dict(enumerate(self.probe.classes_))
+        return [tagging.entities(t, w, p, id2label) for t, w, p in zip(texts, words, per_text, strict=True)]
+
+
+def _word_states(encoder: Any, tokenizer: Any, texts: list[str], decoding: Decoding,
+                 description: str) -> tuple[list[tagging.Words], list[np.ndarray]]:
+    """Each text's words and the frozen encoder's last hidden state at each word's first piece."""
+    def hidden(input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+
+    return predict.word_outputs(hidden, tokenizer, texts, max_length=decoding.max_length, description=description)
 
 
 def _reorder(proba: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
@@ -105,6 +131,12 @@ def base_contenders(store: Store, name: str, task: str, train: Any, train_kind: 
         return [Contender(f"base:{name}", f"{name} + linear probe", role, encoder, tokenizer, probe=probe,
                           note=f"frozen {name} encoder, mean-pooled, with a logistic-regression probe fitted on "
                                f"{min(train.num_rows, PROBE_TRAIN_ROWS)} train rows")]
+    if task == "token_classification":
+        encoder = AutoModel.from_pretrained(base.path, dtype=torch.float32).eval()
+        probe, words = fit_token_probe(encoder, tokenizer, train, decoding)
+        return [Contender(f"base:{name}", f"{name} + per-word probe", role, encoder, tokenizer, probe=probe,
+                          note=f"frozen {name} encoder with a logistic-regression probe on each word's first-piece "
+                               f"hidden state, predicting its BIO tag; fitted on {words:,} train words")]
     model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32).eval()
     zero = Contender(f"base:{name}", f"{name} zero-shot", role, model, tokenizer,
                      note=f"{name} prompted as in training")
@@ -126,3 +158,20 @@ def fit_probe(encoder: Any, tokenizer: Any, train: Any, decoding: Decoding) -> A
         raise InputError("the train split has fewer than 2 labels, so no linear probe can be fitted for the base line")
     features = predict.embed(encoder, tokenizer, texts, max_length=decoding.max_length, description="embed probe")
     return LogisticRegression(max_iter=2000).fit(features, labels)
+
+
+def fit_token_probe(encoder: Any, tokenizer: Any, train: Any, decoding: Decoding) -> tuple[Any, int]:
+    """A logistic regression from word states to BIO tags (the tags training uses), on up to PROBE_TRAIN_WORDS
+    words of the train split; and how many words it saw."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows = train.slice(0, PROBE_TRAIN_ROWS)
+    texts = [t or "" for t in rows.column("text").to_pylist()]
+    words, hidden = _word_states(encoder, tokenizer, texts, decoding, "embed probe")
+    tags = [tag for w, spans in zip(words, rows.column("spans").to_pylist(), strict=True)
+            for tag in tagging.word_tags(w, spans)]
+    features = np.concatenate([h for h in hidden if len(h)])[:PROBE_TRAIN_WORDS]
+    tags = tags[:PROBE_TRAIN_WORDS]
+    if len(set(tags)) < 2:
+        raise InputError("the train split has no entities, so no probe can be fitted for the base line")
+    return LogisticRegression(max_iter=1000).fit(features, tags), len(tags)

@@ -18,15 +18,15 @@ from tunelab.train.data import instruction_chats, render_chats
 
 @dataclass
 class EvalSet:
-    kind: str  # classification | chat | instruction | completion
-    inputs: list[Any]  # texts (classification, completion) or conversations without the final answer
-    references: list[str]  # gold labels or gold answers
+    kind: str  # classification | token_classification | chat | instruction | completion
+    inputs: list[Any]  # texts ((token) classification, completion) or conversations without the final answer
+    references: list[Any]  # gold labels, gold spans (token classification) or gold answers
     groups: list[str] | None = None  # the --group-column values, "(missing)" where empty
     table: pa.Table | None = field(default=None, repr=False)  # the rows scored, for perplexity on the references
 
     @property
     def task(self) -> str:
-        return "classification" if self.kind == "classification" else "sft"
+        return self.kind if self.kind in ("classification", "token_classification") else "sft"
 
     def __len__(self) -> int:
         return len(self.references)
@@ -57,6 +57,9 @@ def eval_set(table: pa.Table, kind: str, group_column: str | None = None, limit:
     if kind == "classification":
         return EvalSet(kind, [t or "" for t in table.column("text").to_pylist()],
                        [str(x) for x in table.column("label").to_pylist()], groups, table)
+    if kind == "token_classification":
+        return EvalSet(kind, [t or "" for t in table.column("text").to_pylist()],
+                       table.column("spans").to_pylist(), groups, table)
     if kind == "completion":
         return EvalSet(kind, [p or "" for p in table.column("prompt").to_pylist()],
                        [c or "" for c in table.column("completion").to_pylist()], groups, table)

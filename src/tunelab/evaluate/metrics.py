@@ -32,12 +32,14 @@ _HEADLINES = {
     "classification": ["accuracy", "f1_macro", "precision_macro", "recall_macro"],
     "sft": ["exact_match", "token_f1", "rouge_l", "chrf"],
     "generation": ["exact_match", "token_f1", "rouge_l", "chrf"],
+    "token_classification": ["f1_micro", "f1_macro", "precision_micro", "recall_micro"],  # entities (entities.py)
 }
 _FENCE = re.compile(r"^```[\w-]*\s*\n?(.*?)\n?\s*```$", re.DOTALL)
 
 
 def headline(task: str) -> list[str]:
-    """The metric names shown in a report's headline chart for a task ("classification", "sft" or "generation")."""
+    """The metric names shown in a report's headline chart for a task ("classification", "token_classification",
+    "sft" or "generation")."""
     if task not in _HEADLINES:
         raise InputError(f"Unknown task '{task}' for headline metrics.", f"Use one of: {', '.join(_HEADLINES)}.")
     return list(_HEADLINES[task])
@@ -268,13 +270,17 @@ def paired_bootstrap(scores_a: Sequence[float], scores_b: Sequence[float], resam
     diffs = np.asarray(scores_b, dtype=float) - np.asarray(scores_a, dtype=float)
     delta = float(diffs.mean())
     deltas = _resampled_means(diffs, resamples, np.random.default_rng(seed))
-    if delta == 0:
-        p_value = 1.0
-    else:
-        other_side = int((deltas <= 0).sum()) if delta > 0 else int((deltas >= 0).sum())
-        p_value = min(1.0, 2 * (other_side + 1) / (resamples + 1))
     low, high = np.percentile(deltas, [2.5, 97.5])
-    return {"delta": delta, "ci": [float(low), float(high)], "p_value": p_value, "test": "paired bootstrap"}
+    return {"delta": delta, "ci": [float(low), float(high)], "p_value": two_sided_p(delta, deltas),
+            "test": "paired bootstrap"}
+
+
+def two_sided_p(delta: float, deltas: np.ndarray) -> float:
+    """The bootstrap p-value of an observed difference, as `paired_bootstrap` documents it."""
+    if delta == 0:
+        return 1.0
+    other_side = int((deltas <= 0).sum()) if delta > 0 else int((deltas >= 0).sum())
+    return min(1.0, 2 * (other_side + 1) / (len(deltas) + 1))
 
 
 def _resampled_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:

@@ -5,13 +5,14 @@ Every function returns results in the caller's order, whatever order the batches
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from tunelab.progress import progress_bar
+from tunelab.train import tagging
 from tunelab.train.data import IGNORE_INDEX
 
 
@@ -67,6 +68,34 @@ def embed(encoder: Any, tokenizer: Any, texts: Sequence[str], *, batch_size: int
             out[batch] = pooled
             advance(len(batch))
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def word_outputs(run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], tokenizer: Any, texts: Sequence[str], *,
+                 batch_size: int = 32, max_length: int = 256, description: str = "tag"
+                 ) -> tuple[list[tagging.Words], list[np.ndarray]]:
+    """Each text's words (tagging.tokenize) and `run(input_ids, mask)`'s [tokens, D] output at their first pieces."""
+    ids, words, _ = tagging.tokenize(tokenizer, texts, max_length)
+    out: list[np.ndarray] = [np.zeros((0, 0))] * len(ids)
+    with torch.inference_mode(), progress_bar(description, len(ids)) as advance:
+        for batch in _length_batches([len(x) for x in ids], batch_size):
+            input_ids, mask = _pad([ids[i] for i in batch], tokenizer.pad_token_id)
+            values = run(input_ids, mask).float().numpy()
+            for row, i in enumerate(batch):
+                out[i] = values[row, [first for first, _, _ in words[i]]]
+            advance(len(batch))
+    return words, out
+
+
+def tag(model: Any, tokenizer: Any, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 256,
+        description: str = "tag") -> list[list[dict[str, Any]]]:
+    """Entities {start, end, label, text, score} a token-classification model finds in each text."""
+    def probabilities(input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(model(input_ids=input_ids, attention_mask=mask).logits.float(), dim=-1)
+
+    words, probs = word_outputs(probabilities, tokenizer, texts, batch_size=batch_size, max_length=max_length,
+                                description=description)
+    id2label = {int(i): label for i, label in model.config.id2label.items()}
+    return [tagging.entities(t, w, p, id2label) for t, w, p in zip(texts, words, probs, strict=True)]
 
 
 def generate(model: Any, tokenizer: Any, prompts: Sequence[list[int]], *, max_new_tokens: int, batch_size: int = 16,

@@ -44,9 +44,12 @@ def _figures(result: dict[str, Any]) -> dict[str, Any]:
         "base-vs-tuned")}
     if result["task"] == "classification":
         out.update(_classification_figures(result, names, order))
+    if result["task"] == "token_classification":
+        out["per_type"] = _figure(charts.class_deltas(result["per_type"]), "Entity F1 per type: fine-tuned minus base.",
+                                  "per-type-deltas")
     if result.get("bias"):
         tuned_bias = result["bias"][result["tuned"]]
-        metric = "accuracy" if result["task"] == "classification" else "token_f1"
+        metric = {"classification": "accuracy", "token_classification": "entity_f1"}.get(result["task"], "token_f1")
         out["bias"] = _figure(charts.group_bars(tuned_bias["groups"], metric, f"{metric} per group (fine-tuned)"),
                               f"{metric} of the fine-tuned model per group.", "per-group")
     return out

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tunelab.evaluate import metrics
+from tunelab.evaluate import entities, metrics
 
 CI_METRICS = {"classification": ("accuracy", "f1_macro"), "sft": ("exact_match", "token_f1", "rouge_l")}
 
@@ -59,6 +59,8 @@ def compare(task: str, tuned: dict[str, Any], other: dict[str, Any], resamples: 
               if tuned["metrics"].get(n) is not None and other["metrics"].get(n) is not None}
     if task == "classification":
         test = metrics.mcnemar(other["correct"], tuned["correct"])
+    elif task == "token_classification":
+        test = entities.paired_bootstrap_f1(other["counts"], tuned["counts"], resamples)
     else:
         test = metrics.paired_bootstrap(other["per_example"]["token_f1"], tuned["per_example"]["token_f1"],
                                          resamples=resamples)

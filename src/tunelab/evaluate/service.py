@@ -14,7 +14,7 @@ from typing import Any
 
 from tunelab.data.versions import read_split
 from tunelab.errors import InputError, NotFoundError
-from tunelab.evaluate import bias, explain, forgetting, scoring
+from tunelab.evaluate import bias, entities, explain, forgetting, scoring
 from tunelab.evaluate.contenders import Contender, Decoding, base_contenders, registered
 from tunelab.evaluate.inputs import EvalSet, eval_set
 from tunelab.evaluate.judge import RUBRIC, JudgeSettings, judge
@@ -51,7 +51,7 @@ def evaluate(store: Store, model_ref: str, dataset_ref: str, options: EvalOption
     _check_fit(record, dataset.kind, data)
     train_version = store.get_dataset(record["dataset_id"])  # base lines learn from the tuned model's own train split
     train = read_split(train_version, "train")
-    labels = sorted(record["labels"], key=record["labels"].get) if data.task == "classification" else []
+    labels = _labels(record, data)
 
     contenders = _contenders(store, record, data.task, train, train_version.kind, options)
     scored = {c.key: _score(c, data, labels, options) for c in contenders}
@@ -70,14 +70,39 @@ def evaluate(store: Store, model_ref: str, dataset_ref: str, options: EvalOption
                         for c in contenders if c is not tuned},
     }
     result.update(_checks(contenders, tuned, scored, data, labels, options))
+    result["notes"] = _notes(record, data, labels)
     result["gate"] = gate(result, options.min_improvement)
     return _save(store, result, data)
 
 
+def _labels(record: dict[str, Any], data: EvalSet) -> list[str]:
+    """Classification: the model's labels in id order. Token classification: its entity types and those of the
+    split it does not know (scored as missed, not refused: a rare type may land in test alone)."""
+    if data.task == "classification":
+        return sorted(record["labels"], key=record["labels"].get)
+    if data.task == "token_classification":
+        return sorted(_types(record) | {s["label"] for spans in data.references for s in spans})
+    return []
+
+
+def _types(record: dict[str, Any]) -> set[str]:
+    return {tag[2:] for tag in record["labels"] if tag != "O"}
+
+
+def _notes(record: dict[str, Any], data: EvalSet, labels: list[str]) -> list[str]:
+    unknown = [t for t in labels if data.task == "token_classification" and t not in _types(record)]
+    notes = [f"entity type(s) {', '.join(unknown)} of the split are not among the model's types: every one of "
+             "them counts as missed"] if unknown else []
+    for note in notes:
+        say(f"note: {note}")
+    return notes
+
+
 def _check_fit(record: dict[str, Any], kind: str, data: EvalSet) -> None:
-    if (record["task"] == "classification") != (kind == "classification"):
+    if record["task"] != data.task:
         raise InputError(f"model {record['id']} is a {record['task']} model but the dataset is {kind} data",
-                         "evaluate a classifier on text+label data and a chat model on chat/instruction/completion")
+                         "evaluate a classifier on text+label data, a token classifier on text+spans data and a "
+                         "chat model on chat/instruction/completion")
     if not len(data):
         raise InputError("the split to evaluate has no rows")
     if record["task"] == "classification":
@@ -115,6 +140,8 @@ def _score(contender: Contender, data: EvalSet, labels: list[str], options: Eval
     output = contender.predict(data, labels, options.decoding)
     if data.task == "classification":
         return scoring.score_classification(output["proba"], data.references, labels, options.resamples)
+    if data.task == "token_classification":
+        return entities.score_entities(output["entities"], data.references, labels, options.resamples)
     scored = scoring.score_generation(output, data.references, options.expects_json, options.resamples)
     if options.judge:
         graded = judge(options.judge, [scoring.last_user(p) for p in data.inputs], data.references,
@@ -136,6 +163,12 @@ def _checks(contenders: list[Contender], tuned: Contender, scored: dict[str, Any
         out["confused_pairs"] = scoring.confused_pairs(scored[tuned.key]["metrics"]["confusion_matrix"], labels)
         out["worst"] = scoring.worst_classified(data.references, scored[tuned.key], data.inputs)
         out["explanations"] = _explain(tuned, scored[tuned.key], data, labels, options.explain)
+    elif data.task == "token_classification":
+        out["per_type"] = {t: {"base": scored[base.key]["metrics"]["per_type"][t]["f1"],
+                               "tuned": scored[tuned.key]["metrics"]["per_type"][t]["f1"]} for t in labels}
+        out["worst"] = entities.worst_tagged(data.inputs, data.references, scored[tuned.key])
+        out["samples"] = entities.side_by_side(data.inputs, data.references,
+                                               {c.key: scored[c.key]["predicted"] for c in contenders})
     else:
         out["worst"] = scoring.worst_generated(data.references, scored[tuned.key], data.inputs)
         out["samples"] = {c.key: scored[c.key]["predicted"][:5] for c in contenders}
@@ -144,7 +177,7 @@ def _checks(contenders: list[Contender], tuned: Contender, scored: dict[str, Any
 
 def _forgetting(base: Contender, tuned: Contender, task: str, options: EvalOptions) -> dict[str, Any]:
     say("forgetting check on the general-domain reference")
-    if task == "classification":
+    if task != "sft":  # encoders
         before = forgetting.retrieval_recall(base.model, base.tokenizer)
         after = forgetting.retrieval_recall(forgetting.encoder_of(tuned.model), tuned.tokenizer)
         return forgetting.compare(before, after, True, options.forgetting_threshold, "retrieval recall@1")
