@@ -8,9 +8,6 @@ import asyncio
 import json
 import os
 import random
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +17,7 @@ import httpx
 import openai
 import pytest
 
+from serving import free_port, start_server
 from toydata import INTENT_WORDS, intent_rows
 from tunelab.data import import_data, prepare
 from tunelab.data.prep_config import PrepConfig
@@ -83,32 +81,6 @@ def _train(store: Store, **values) -> str:
     return result["model"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(env: dict[str, str], models: list[str], port: int, log: Path) -> subprocess.Popen:
-    args = [sys.executable, "-m", "tunelab.cli", "serve", "--port", str(port), "--max-batch", "8",
-            "--max-tokens-cap", "256"]
-    for model in models:
-        args += ["--model", model]
-    process = subprocess.Popen(args, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise AssertionError(f"the server did not answer /health within 120 s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_causal_lm, tiny_encoder):
     folder = tmp_path_factory.mktemp("serve")
@@ -128,8 +100,8 @@ def server(tmp_path_factory, tiny_causal_lm, tiny_encoder):
                             name="intent-classifier")
         keys = {name: create_key(store, name, **options)[1] for name, options in {
             "key": {}, "admin": {"admin": True}, "limited": {"models": [greeter]}, "slow": {"rate_limit": 2}}.items()}
-    port, log = _free_port(), folder / "server.log"
-    process = _start(env, [greeter, leaver, str(tiny_encoder), classifier], port, log)
+    port, log = free_port(), folder / "server.log"
+    process = start_server(env, [greeter, leaver, str(tiny_encoder), classifier], port, log)
     try:
         yield Server(f"http://127.0.0.1:{port}", store, greeter, leaver, str(tiny_causal_lm), str(tiny_encoder),
                      classifier, log=log, **keys)

@@ -21,6 +21,7 @@ from tunelab.serve.chat.router import router as chat_router
 from tunelab.serve.classifications.router import router as classifications_router
 from tunelab.serve.completions.router import router as completions_router
 from tunelab.serve.embeddings.router import router as embeddings_router
+from tunelab.serve.entities.router import router as entities_router
 from tunelab.serve.errors import install_error_handlers
 from tunelab.serve.metrics import CONTENT_TYPE, Metrics
 from tunelab.serve.middleware import LimitBody, RecordRequests
@@ -67,7 +68,7 @@ def create_app(store: Store, registry: ModelRegistry, settings: ServeSettings,
     app.state.server = Server(store, settings, registry, metrics, request_log, RateLimiter())
     install_error_handlers(app)
     for router in (models_router, chat_router, completions_router, embeddings_router, classifications_router,
-                   system_router):
+                   entities_router, system_router):
         app.include_router(router)
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
     app.add_middleware(RecordRequests, metrics=metrics, request_log=request_log)  # outermost: sees every answer

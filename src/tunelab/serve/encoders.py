@@ -1,5 +1,6 @@
-"""Embeddings and classifications: one forward pass over the texts, on a worker thread, one request at a time per
-model. Inputs longer than MAX_INPUT_TOKENS are cut, as sentence-transformers cuts MiniLM's."""
+"""Embeddings, classifications and entities: one forward pass over the texts, on a worker thread, one request at a
+time per model. Inputs longer than MAX_INPUT_TOKENS are cut, as sentence-transformers cuts MiniLM's (entities past
+the cut are not found)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ MAX_INPUT_TOKENS = 256
 
 async def run_encoder(entry: Served, texts: list[str],
                       predict: Callable[..., np.ndarray]) -> tuple[np.ndarray, int]:
-    """`predict(model, tokenizer, texts, max_length=...)` (evaluate.predict.embed or classify) and the input tokens."""
+    """`predict(model, tokenizer, texts, max_length=...)` (evaluate.predict.embed, classify or tag) and the input
+    tokens."""
 
     def run() -> tuple[np.ndarray, int]:
         with entry.lock:

@@ -1,7 +1,8 @@
 """How each kind of model comes off the disk for serving, and how LoRA adapters join and leave a base in memory.
 
 Causal bases run in bf16 on a GPU (fp32 on a CPU); encoders and classifiers in fp32. A folder's kind is read from
-its config: `...ForCausalLM` generates, `...ForSequenceClassification` classifies, anything else embeds.
+its config: `...ForCausalLM` generates, `...ForSequenceClassification` classifies, `...ForTokenClassification`
+tags entities, anything else embeds.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def _causal_dtype() -> torch.dtype:
 
 
 def architecture(path: str) -> str:
-    """causal | classifier | encoder, from the folder's config.json."""
+    """causal | classifier | tagger | encoder, from the folder's config.json."""
     from transformers import AutoConfig
 
     names = AutoConfig.from_pretrained(path).architectures or []
@@ -31,6 +32,8 @@ def architecture(path: str) -> str:
         return "causal"
     if any(n.endswith("ForSequenceClassification") for n in names):
         return "classifier"
+    if any(n.endswith("ForTokenClassification") for n in names):
+        return "tagger"
     return "encoder"
 
 
@@ -60,6 +63,12 @@ def load_classifier(path: str) -> Any:
     from transformers import AutoModelForSequenceClassification
 
     return _pretrained(AutoModelForSequenceClassification, path, dtype=torch.float32).eval().to(device())
+
+
+def load_tagger(path: str) -> Any:
+    from transformers import AutoModelForTokenClassification
+
+    return _pretrained(AutoModelForTokenClassification, path, dtype=torch.float32).eval().to(device())
 
 
 def _pretrained(auto: Any, path: str, **kwargs: Any) -> Any:

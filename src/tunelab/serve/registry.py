@@ -5,8 +5,8 @@ A reference is a registered tunelab model (id, id prefix or name), a base model 
 memory, owned by one `Engine`, and each adapter is loaded into it with PEFT under the adapter's model id. A request
 for the adapter runs with that adapter set; a request for the base runs with every adapter switched off. A base
 brought in only by its adapters is served too (clients may want to compare) and leaves with its last adapter.
-Full fine-tunes generate on an engine of their own; classifiers (adapters merged in memory) and encoders run on the
-request's thread under a lock of their own.
+Full fine-tunes generate on an engine of their own; (token) classifiers (adapters merged in memory) and encoders run
+on the request's thread under a lock of their own.
 
 `load` and `unload` may run while the server answers: they are serialised by one lock, change adapters only between
 batches (under the engine's lock), and readers see the table of served models swapped whole.
@@ -30,7 +30,8 @@ from tunelab.serve.engine import Engine
 from tunelab.serve.settings import ServeSettings
 from tunelab.store import Store
 
-TASKS = {"generation": "chat and text completions", "embedding": "embeddings", "classification": "classifications"}
+TASKS = {"generation": "chat and text completions", "embedding": "embeddings", "classification": "classifications",
+         "token_classification": "entities"}
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Served:
     """A model clients can call by name, as /v1/models lists it."""
 
     id: str
-    task: str  # generation | embedding | classification
+    task: str  # generation | embedding | classification | token_classification
     kind: str  # base | adapter | full
     root: str  # the folder it was loaded from
     tokenizer: Any
@@ -46,8 +47,8 @@ class Served:
     aliases: tuple[str, ...] = ()  # other names that reach it (the reference it was loaded by, its name)
     engine: Engine | None = None  # generation
     adapter: str | None = None  # the adapter's name inside engine.model
-    model: Any = None  # embedding and classification
-    labels: list[str] | None = None  # classification, in class-id order
+    model: Any = None  # embedding and (token) classification
+    labels: list[str] | None = None  # classification, in class-id order; token classification: the entity types
     explicit: bool = True  # False for a base loaded only because an adapter needs it
     created: int = field(default_factory=lambda: int(time.time()))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -143,11 +144,12 @@ class ModelRegistry:
         if kind == "causal":
             return self._causal_base(resolved.path, ref, explicit=True)
         tokenizer = loaders.tokenizer_for(resolved.path)
-        if kind == "classifier":
-            model = loaders.load_classifier(resolved.path)
+        if kind in ("classifier", "tagger"):
+            model = (loaders.load_classifier if kind == "classifier" else loaders.load_tagger)(resolved.path)
             labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-            return self._add(Served(ref, "classification", "base", resolved.path, tokenizer, model=model,
-                                    labels=labels))
+            task = "classification" if kind == "classifier" else "token_classification"
+            return self._add(Served(ref, task, "base", resolved.path, tokenizer, model=model,
+                                    labels=labels if kind == "classifier" else _types(labels)))
         return self._add(Served(ref, "embedding", "base", resolved.path, tokenizer, model=loaders.load_encoder(
             resolved.path)))
 
@@ -173,10 +175,12 @@ class ModelRegistry:
 
         aliases = tuple(dict.fromkeys(a for a in (ref, record["name"]) if a != record["id"]))
         common = {"root": record["path"], "aliases": aliases}
-        if record["task"] == "classification":
+        if record["task"] in ("classification", "token_classification"):
             model, tokenizer = load_model(record)
             labels = [label for label, _ in sorted(record["labels"].items(), key=lambda item: item[1])]
-            return self._add(Served(record["id"], "classification", record["kind"], tokenizer=tokenizer,
+            if record["task"] == "token_classification":
+                labels = _types(labels)
+            return self._add(Served(record["id"], record["task"], record["kind"], tokenizer=tokenizer,
                                     model=model.to(loaders.device()), labels=labels, **common))
         if record["kind"] != "adapter":
             model, tokenizer = load_model(record)
@@ -196,3 +200,8 @@ class ModelRegistry:
             return self.store.get_run(record["run_id"])["base_model"] if record["run_id"] else record["base_model"]
         except TunelabError:
             return record["base_model"]
+
+
+def _types(tags: list[str]) -> list[str]:
+    """The entity types of a BIO tag set (B-city, I-city, O -> city)."""
+    return sorted({tag[2:] for tag in tags if tag != "O"})

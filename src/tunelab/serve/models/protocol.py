@@ -18,9 +18,10 @@ class ModelCard(BaseModel):
     # tunelab extras
     root: str = Field(description="The folder the weights were loaded from.")
     parent: str | None = Field(None, description="For a LoRA adapter: the base model it runs on.")
-    task: Literal["generation", "embedding", "classification"]
+    task: Literal["generation", "embedding", "classification", "token_classification"]
     kind: Literal["base", "adapter", "full"]
-    labels: list[str] | None = Field(None, description="For a classifier: its labels.")
+    labels: list[str] | None = Field(None, description="For a classifier: its labels; for a token classifier: its "
+                                     "entity types.")
 
 
 class ModelList(BaseModel):

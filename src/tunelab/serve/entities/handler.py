@@ -1,0 +1,28 @@
+"""Entities: the token classifier's tags read back as character spans of each input (train/tagging.py)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Request
+
+from tunelab.evaluate.predict import tag
+from tunelab.govern.keys import ApiKey
+from tunelab.serve.auth import model_for
+from tunelab.serve.encoders import run_encoder
+from tunelab.serve.entities.protocol import Entities, Entity, EntityRequest, EntityResponse
+from tunelab.serve.middleware import record_of
+from tunelab.serve.protocol import texts_of, usage
+
+
+async def create_entities(request: Request, body: EntityRequest, key: ApiKey) -> EntityResponse:
+    entry = model_for(request, key, body.model, "token_classification")
+    texts = texts_of(body.input)
+    record = record_of(request)
+    record.request_text = "\n".join(texts)
+    found, tokens = await run_encoder(entry, texts, tag)
+    record.prompt_tokens = tokens
+    data = [Entities(index=i, entities=[Entity(**e) for e in spans if e["score"] >= body.min_score])
+            for i, spans in enumerate(found)]
+    record.response_text = "\n".join(" ".join(f"{e.label}:{e.text}" for e in item.entities) for item in data)
+    return EntityResponse(id=f"ent-{uuid.uuid4().hex}", model=entry.id, data=data, usage=usage(tokens))
