@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -9,6 +10,14 @@ import time
 from pathlib import Path
 
 import httpx
+
+
+def server_home(folder: Path) -> tuple[Path, dict[str, str]]:
+    """A workspace folder for a served test, and the environment of a server subprocess that uses it."""
+    home = folder / "home"
+    env = {**os.environ, "TUNELAB_HOME": str(home), "HF_HUB_OFFLINE": "1", "TUNELAB_PROGRESS": "0"}
+    env.pop("TUNELAB_DATABASE_URL", None)
+    return home, env
 
 
 def free_port() -> int:

@@ -4,14 +4,13 @@ LoRA one (merged in memory), the full one's folder served as a base, and the tin
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from serving import free_port, start_server
+from serving import free_port, server_home, start_server
 from toydata import entity_rows
 from tunelab.data import import_data, prepare
 from tunelab.data.prep_config import PrepConfig
@@ -49,9 +48,7 @@ def _train(store: Store, dataset: str, encoder: Path, **values) -> str:
 @pytest.fixture(scope="module")
 def tagger(tmp_path_factory, tiny_encoder):
     folder = tmp_path_factory.mktemp("entities")
-    home = folder / "home"
-    env = {**os.environ, "TUNELAB_HOME": str(home), "HF_HUB_OFFLINE": "1", "TUNELAB_PROGRESS": "0"}
-    env.pop("TUNELAB_DATABASE_URL", None)
+    home, env = server_home(folder)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TUNELAB_HOME", str(home))
         store = open_store(Workspace(home, f"sqlite:///{home / 'tunelab.db'}"))

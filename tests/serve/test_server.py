@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from serving import free_port, start_server
+from serving import free_port, server_home, start_server
 from toydata import INTENT_WORDS, intent_rows
 from tunelab.data import import_data, prepare
 from tunelab.data.prep_config import PrepConfig
@@ -84,9 +83,7 @@ def _train(store: Store, **values) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_causal_lm, tiny_encoder):
     folder = tmp_path_factory.mktemp("serve")
-    home = folder / "home"
-    env = {**os.environ, "TUNELAB_HOME": str(home), "HF_HUB_OFFLINE": "1", "TUNELAB_PROGRESS": "0"}
-    env.pop("TUNELAB_DATABASE_URL", None)
+    home, env = server_home(folder)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TUNELAB_HOME", str(home))
         store = open_store(Workspace(home, f"sqlite:///{home / 'tunelab.db'}"))

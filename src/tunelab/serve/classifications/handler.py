@@ -9,16 +9,14 @@ from fastapi import Request
 
 from tunelab.evaluate.predict import classify
 from tunelab.govern.keys import ApiKey
-from tunelab.serve.auth import model_for
 from tunelab.serve.classifications.protocol import (
     Classification,
     ClassificationRequest,
     ClassificationResponse,
     LabelScore,
 )
-from tunelab.serve.encoders import run_encoder
-from tunelab.serve.middleware import record_of
-from tunelab.serve.protocol import texts_of, usage
+from tunelab.serve.encoders import run_request
+from tunelab.serve.protocol import usage
 
 
 def _classification(index: int, probabilities: np.ndarray, labels: list[str]) -> Classification:
@@ -29,12 +27,8 @@ def _classification(index: int, probabilities: np.ndarray, labels: list[str]) ->
 
 async def create_classifications(request: Request, body: ClassificationRequest,
                                  key: ApiKey) -> ClassificationResponse:
-    entry = model_for(request, key, body.model, "classification")
-    texts = texts_of(body.input)
-    record = record_of(request)
-    record.request_text = "\n".join(texts)
-    probabilities, tokens = await run_encoder(entry, texts, classify)
-    record.prompt_tokens = tokens
+    entry, probabilities, tokens, record = await run_request(request, key, body.model, body.input, "classification",
+                                                             classify)
     data = [_classification(i, p, entry.labels or []) for i, p in enumerate(probabilities)]
     record.response_text = "\n".join(item.label for item in data)
     return ClassificationResponse(id=f"clf-{uuid.uuid4().hex}", model=entry.id, data=data, usage=usage(tokens))

@@ -9,11 +9,9 @@ from fastapi import Request
 
 from tunelab.evaluate.predict import embed
 from tunelab.govern.keys import ApiKey
-from tunelab.serve.auth import model_for
 from tunelab.serve.embeddings.protocol import Embedding, EmbeddingRequest, EmbeddingResponse
-from tunelab.serve.encoders import run_encoder
-from tunelab.serve.middleware import record_of
-from tunelab.serve.protocol import texts_of, usage
+from tunelab.serve.encoders import run_request
+from tunelab.serve.protocol import usage
 
 
 def _encoded(vector: np.ndarray, encoding_format: str) -> list[float] | str:
@@ -23,11 +21,6 @@ def _encoded(vector: np.ndarray, encoding_format: str) -> list[float] | str:
 
 
 async def create_embeddings(request: Request, body: EmbeddingRequest, key: ApiKey) -> EmbeddingResponse:
-    entry = model_for(request, key, body.model, "embedding")
-    texts = texts_of(body.input)
-    record = record_of(request)
-    record.request_text = "\n".join(texts)
-    vectors, tokens = await run_encoder(entry, texts, embed)
-    record.prompt_tokens = tokens
+    entry, vectors, tokens, _ = await run_request(request, key, body.model, body.input, "embedding", embed)
     data = [Embedding(embedding=_encoded(v, body.encoding_format), index=i) for i, v in enumerate(vectors)]
     return EmbeddingResponse(data=data, model=entry.id, usage=usage(tokens))

@@ -8,20 +8,14 @@ from fastapi import Request
 
 from tunelab.evaluate.predict import tag
 from tunelab.govern.keys import ApiKey
-from tunelab.serve.auth import model_for
-from tunelab.serve.encoders import run_encoder
+from tunelab.serve.encoders import run_request
 from tunelab.serve.entities.protocol import Entities, Entity, EntityRequest, EntityResponse
-from tunelab.serve.middleware import record_of
-from tunelab.serve.protocol import texts_of, usage
+from tunelab.serve.protocol import usage
 
 
 async def create_entities(request: Request, body: EntityRequest, key: ApiKey) -> EntityResponse:
-    entry = model_for(request, key, body.model, "token_classification")
-    texts = texts_of(body.input)
-    record = record_of(request)
-    record.request_text = "\n".join(texts)
-    found, tokens = await run_encoder(entry, texts, tag)
-    record.prompt_tokens = tokens
+    entry, found, tokens, record = await run_request(request, key, body.model, body.input, "token_classification",
+                                                     tag)
     data = [Entities(index=i, entities=[Entity(**e) for e in spans if e["score"] >= body.min_score])
             for i, spans in enumerate(found)]
     record.response_text = "\n".join(" ".join(f"{e.label}:{e.text}" for e in item.entities) for item in data)
