@@ -47,8 +47,9 @@ def data_import(
     paths: Annotated[list[str], typer.Argument(help="Files or folders; SPLIT=PATH keeps a split (train, validation, "
                                                    "test).")],
     name: Annotated[str | None, typer.Option(help="Dataset name (default: the first file's name).")] = None,
-    format: Annotated[str, typer.Option("--format", help="auto, chat, instruction, completion or "
-                                                     "classification.")] = "auto",
+    format: Annotated[str, typer.Option("--format", help="auto, chat, instruction, completion, "
+                                                     "token_classification, classification, or conll (CoNLL "
+                                                     "files, read as token_classification).")] = "auto",
     map: Annotated[list[str] | None, typer.Option("--map", help="Rename a column: COLUMN=FIELD (repeatable).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on any bad record instead of rejecting it.")] = False,
     eval_set: Annotated[bool, typer.Option("--eval-set", help="Register as an evaluation set (leakage "
@@ -56,7 +57,7 @@ def data_import(
     max_record_bytes: Annotated[int, typer.Option(help="Largest record accepted, in bytes.")] = 1_000_000,
     as_json: JsonFlag = False,
 ) -> None:
-    """Import CSV, TSV, JSONL, JSON, Parquet or a `save_to_disk` folder as a new dataset version.
+    """Import CSV, TSV, JSONL, JSON, Parquet, CoNLL or a `save_to_disk` folder as a new dataset version.
 
     Example: tunelab data import sms.tsv --map SMS=text --map Label=label --name sms-spam
     """
@@ -564,7 +565,7 @@ def serve_command(
     log_texts: Annotated[str, typer.Option("--log-texts", help="Texts in the request log: none, redacted or "
                                            "full.")] = "none",
 ) -> None:
-    """Serve models over an OpenAI-compatible API: chat, completions, embeddings, classifications.
+    """Serve models over an OpenAI-compatible API: chat, completions, embeddings, classifications, entities.
 
     Example: tunelab serve --model m-1a2b3c4d5e --port 8000
     """
