@@ -15,7 +15,8 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 from toydata import entity_rows, intent_rows
 from trainruns import kill_and_resume, loss_curve
 from tunelab.data import bio
-from tunelab.errors import InputError
+from tunelab.errors import InputError, TunelabError
+from tunelab.export.service import export_model
 from tunelab.train.config import TrainConfig, resolve
 from tunelab.train.data import IGNORE_INDEX
 from tunelab.train.recipe import train
@@ -71,7 +72,7 @@ def test_token_classifier_learns_a_toy_task(store, entities, tiny_encoder):
     assert config["architectures"] == ["BertForTokenClassification"] and config["id2label"]["3"] == "B-item"
 
 
-def test_lora_keeps_the_head_trainable_saves_it_and_merges(store, entities, tiny_encoder, cli):
+def test_lora_keeps_the_head_trainable_saves_it_and_merges(store, entities, tiny_encoder, cli, tmp_path):
     result = train(store, _cfg(dataset=entities, base_model=str(tiny_encoder), max_steps=6, eval_every=3))
     assert resolve(_cfg(dataset=entities, base_model="m"), "token_classification").early_stopping.metric == "val_f1"
     folder = Path(result["output"])
@@ -82,6 +83,8 @@ def test_lora_keeps_the_head_trainable_saves_it_and_merges(store, entities, tiny
     assert done.returncode == 0, done.stderr
     merged = AutoModelForTokenClassification.from_pretrained(json.loads(done.stdout)["out"])
     assert merged.config.num_labels == 5
+    with pytest.raises(TunelabError, match="BertModel with a classification head"):
+        export_model(store, result["model"], "gguf", tmp_path / "gguf")
 
 
 def test_a_token_task_on_other_data_is_a_clear_error(store, prepared, tiny_encoder):

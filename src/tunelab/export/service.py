@@ -91,11 +91,11 @@ def _source_config(model: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_gguf(model: dict[str, Any]) -> None:
-    """Refuse before merging anything: classifiers, and every architecture outside the llama family."""
+    """Refuse before merging anything: (token) classifiers, and every architecture outside the llama family."""
     config = _source_config(model)
-    if model["task"] == "classification":
+    if model["task"] in ("classification", "token_classification"):
         arch = (config.get("architectures") or [config.get("model_type", "a model")])[0]
-        if not arch.endswith("ForSequenceClassification"):
+        if not arch.endswith(("ForSequenceClassification", "ForTokenClassification")):
             arch = f"{arch} with a classification head"
         raise unsupported_architecture(model["id"], arch)
     check_architecture(config, model["id"])
