@@ -4,6 +4,8 @@
     .venv/bin/python tests/data/pii_report.py --no-ner   # pattern recognizers only
     .venv/bin/python tests/data/pii_report.py --errors   # also list every miss and false alarm
     .venv/bin/python tests/data/pii_report.py --speed /work/shared/data/sms_spam/SMSSpamCollection [--no-ner]
+    .venv/bin/python tests/data/pii_report.py --business [--profile P]   # rows changed on query sets
+    (--engine tunelab|spacy-sm picks the NER model of any of these)
 
 Matching rule: a predicted span is a true positive when it overlaps (shares at least one character with) a gold
 span of the same entity type. Precision = matched predictions / predictions; recall = gold spans overlapped by
@@ -108,7 +110,41 @@ def table(scores: dict[str, Score]) -> str:
     return "\n".join(rows)
 
 
-def speed(path: Path, rows: int, use_ner: bool, workers: int | None) -> None:
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+BUSINESS_SETS = {  # name: (CSV file, text column); query sets in which personal data is rare
+    "HWU64 assistant queries": (SHARED / "hwu64" / "train.csv", "text"),
+    "SNIPS voice queries": (SHARED / "snips" / "train.csv", "text"),
+    "customer-support requests (bundled)": (Path(__file__).resolve().parents[2] / "examples" / "customer_support" /
+                                            "customer_support.csv", "instruction"),
+}
+
+
+def business(engine: str, profile: str = "default") -> None:
+    """The share of rows the profile changes on query sets with little personal data, and what it changed."""
+    import csv
+    from collections import Counter
+
+    from tunelab.data.pii import find_pii
+    from tunelab.data.pii_recognizers import KEEPS_COARSE, PROFILES
+    from tunelab.data.pii_rules import Rules
+
+    print(f"profile {profile}, NER {engine}\n")
+    print("| data | rows | rows changed | share | types |\n|---|---:|---:|---:|---|")
+    for name, (path, column) in BUSINESS_SETS.items():
+        if not path.exists():
+            print(f"| {name} | (absent: {path}) | | | |")
+            continue
+        with path.open(newline="", encoding="utf-8") as f:
+            texts = [row[column] for row in csv.DictReader(f)]
+        spans = find_pii(texts, entities=PROFILES[profile], workers=2, ner_engine=engine,
+                         rules=Rules(keep_coarse=profile in KEEPS_COARSE))
+        changed = sum(bool(s) for s in spans)
+        types = Counter(x.entity for found in spans for x in found).most_common()
+        print(f"| {name} | {len(texts):,} | {changed:,} | {changed / len(texts):.1%} | "
+              f"{', '.join(f'{t} {c}' for t, c in types)} |", flush=True)
+
+
+def speed(path: Path, rows: int, use_ner: bool, workers: int | None, engine: str = "tunelab") -> None:
     """Rows per second of find_pii on the first `rows` lines of a text file (for a TSV, its last column).
 
     Each `workers` setting runs in a fresh process, as the CLI does: the first call includes starting up
@@ -117,7 +153,7 @@ def speed(path: Path, rows: int, use_ner: bool, workers: int | None) -> None:
     if workers is None:
         for n in (1, 2):
             subprocess.run([sys.executable, __file__, "--speed", str(path), "--rows", str(rows), "--workers", str(n),
-                            *([] if use_ner else ["--no-ner"])], check=True)
+                            "--engine", engine, *([] if use_ner else ["--no-ner"])], check=True)
         return
     from tunelab.data.pii import find_pii
 
@@ -125,9 +161,9 @@ def speed(path: Path, rows: int, use_ner: bool, workers: int | None) -> None:
     texts = [line.split("\t")[-1] for line in lines][:rows]
     for call in ("first call", "second call"):
         start = time.perf_counter()
-        find_pii(texts, use_ner=use_ner, workers=workers)
+        find_pii(texts, use_ner=use_ner, workers=workers, ner_engine=engine)
         elapsed = time.perf_counter() - start
-        print(f"{len(texts)} texts, NER {'on' if use_ner else 'off'}, workers={workers}, {call:<11}: "
+        print(f"{len(texts)} texts, NER {engine if use_ner else 'off'}, workers={workers}, {call:<11}: "
               f"{elapsed:5.1f} s, {len(texts) / elapsed:6,.0f} rows/s", flush=True)
 
 
@@ -137,17 +173,29 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-ner", action="store_true", help="pattern recognizers only")
+    parser.add_argument("--engine", default="tunelab", help="NER engine: tunelab or spacy-sm")
     parser.add_argument("--errors", action="store_true", help="list misses and false alarms")
     parser.add_argument("--speed", type=Path, metavar="FILE", help="time find_pii on this file instead")
     parser.add_argument("--rows", type=int, default=5000, help="texts to time with --speed")
     parser.add_argument("--workers", type=int, help="with --speed: only this setting, in this process")
+    parser.add_argument("--business", action="store_true", help="rows changed on query sets with little PII")
+    parser.add_argument("--heldout", action="store_true", help="score the hand-written held-out set instead")
+    parser.add_argument("--profile", default="default", help="with --business: the profile")
     args = parser.parse_args()
+    if args.business:
+        return business(args.engine, args.profile)
     if args.speed:
-        return speed(args.speed, args.rows, not args.no_ner, args.workers)
-    records = load_corpus()
+        return speed(args.speed, args.rows, not args.no_ner, args.workers, args.engine)
+    if args.heldout:
+        from heldout import load_heldout
+
+        records = load_heldout()
+    else:
+        records = load_corpus()
     entities = tuple(e for e in CORPUS_TYPES if not (args.no_ner and e in NER_ENTITIES))
-    predictions = find_pii([r["text"] for r in records], entities=entities, use_ner=not args.no_ner, workers=1)
-    print(f"{len(records)} records, NER {'off' if args.no_ner else 'on'}, matching rule: same type + overlap\n")
+    predictions = find_pii([r["text"] for r in records], entities=entities, use_ner=not args.no_ner, workers=1,
+                           ner_engine=args.engine)
+    print(f"{len(records)} records, NER {'off' if args.no_ner else args.engine}, matching rule: same type + overlap\n")
     scores = score(records, predictions, entities)
     scores["any type"] = score_any_type(records, predictions, entities)
     print(table(scores))

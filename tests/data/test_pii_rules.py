@@ -56,8 +56,8 @@ def _prepared(store, tmp_path: Path, rows: list[dict], **pii) -> dict[str, list[
 
 def test_labels_group_values_and_metadata_are_never_rewritten(store, tmp_path):
     labels = ["fiat_currency_support", "change_pin", "Paris", "John Smith", "call 415-555-2671"]
-    rows = [{"text": f"Ticket {i} from Anna Berg about my card", "label": labels[i % 5], "customer": "Anna Berg",
-             "agent": "jon.whitmore@example.com"} for i in range(20)]
+    rows = [{"text": f"Hi, this is Anna Berg, ticket {i} about my card", "label": labels[i % 5],
+             "customer": "Anna Berg", "agent": "jon.whitmore@example.com"} for i in range(20)]
     out = _prepared(store, tmp_path, rows, action="redact")["train"]
     assert sorted({r["label"] for r in out}) == sorted(labels)
     assert {r["customer"] for r in out} == {"Anna Berg"}, "metadata and group values are left alone"
@@ -188,3 +188,26 @@ def test_annotation_offsets_follow_a_redaction():
     assert remap_offset(29, edits, "start") == 20 and remap_offset(37, edits, "end") == 28
     assert remap_offset(5, edits, "start") == 5 and remap_offset(22, edits, "end") == 13
     assert remap_offset(10, edits, "start") == 5 and remap_offset(10, edits, "end") == 13
+
+
+# --------------------------------------------------------------------------------------- engines
+
+
+def test_tunelab_model_finds_lower_case_names_and_leaves_commands_alone():
+    texts = ["thanks priya, see you monday", "hey its rahul, call me later", "cancel alarm for tomorrow",
+             "reset alarm"]
+    found = find_pii(texts, entities=["PERSON"], workers=1)
+    assert [[t[s.start:s.end] for s in spans] for t, spans in zip(texts, found, strict=True)] == [
+        ["priya"], ["rahul"], [], []]
+
+
+@pytest.mark.parametrize("engine", ["tunelab", "spacy-sm"])
+def test_both_engines_find_a_plain_name(engine):
+    (spans,) = find_pii(["Please call Jonathan Whitmore back today"], entities=["PERSON"], workers=1,
+                        ner_engine=engine)
+    assert [(s.entity, s.start, s.end, s.ner) for s in spans] == [("PERSON", 12, 29, True)]
+
+
+def test_an_unknown_engine_is_an_input_error():
+    with pytest.raises(InputError, match="unknown NER engine 'large'"):
+        find_pii(["x"], workers=1, ner_engine="large")

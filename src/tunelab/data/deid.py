@@ -39,13 +39,13 @@ def deidentify(df: pl.DataFrame, kind: str, cfg: PiiConfig) -> StepResult:
     rules = Rules(tuple(cfg.allow), tuple(cfg.deny), cfg.profile in KEEPS_COARSE)
     with progress_bar("finding personal data", len(texts)) as advance:
         spans = find_pii(texts, entities=entities, use_ner=cfg.ner, score_threshold=cfg.score_threshold,
-                         workers=cfg.workers, progress=advance, rules=rules)
+                         workers=cfg.workers, progress=advance, rules=rules, ner_engine=cfg.engine)
     found_first = sum(len(s) for s in spans)
     spans = _same_value_same_treatment(texts, flat.rows.to_list(), spans)
     counts = Counter(span.entity for found in spans for span in found)
     has_pii = np.fromiter((bool(found) for found in spans), dtype=bool, count=len(spans))
     rows_with_pii = np.unique(flat.rows.to_numpy()[has_pii])
-    stats = {"action": cfg.action, "profile": cfg.profile, "ner": cfg.ner, "columns": columns,
+    stats = {"action": cfg.action, "profile": cfg.profile, "ner": cfg.engine if cfg.ner else False, "columns": columns,
              "entities": dict(sorted(counts.items())), "values_found": sum(counts.values()),
              "values_propagated": sum(counts.values()) - found_first, "rows_with_pii": int(rows_with_pii.size)}
     if cfg.action == "drop":

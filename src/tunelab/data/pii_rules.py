@@ -19,7 +19,7 @@ import bisect
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tunelab.data.pii_recognizers import GENERIC
 from tunelab.errors import InputError
@@ -67,6 +67,7 @@ class PiiSpan:
     start: int
     end: int
     score: float
+    ner: bool = False  # found by the NER model (ranks below every pattern match on an overlap)
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,8 @@ def plausible(value: str, entity: str, before: str = "") -> bool:
         return plausible_phone(value, before)
     if entity == "CREDIT_CARD":
         return plausible_card(value)
+    if entity == "STREET_ADDRESS":  # words, not a number, an e-mail or a link
+        return re.search(r"[^\W\d_]{2}", value) is not None and not re.search(r"@|://|www\.", value)
     return True
 
 
@@ -226,7 +229,7 @@ def _to_word_edges(text: str, span: PiiSpan) -> PiiSpan:
         start -= 1
     while end < len(text) and _WORD.match(text[end]) and _WORD.match(text[end - 1]):
         end += 1
-    return span if (start, end) == (span.start, span.end) else PiiSpan(span.entity, start, end, span.score)
+    return span if (start, end) == (span.start, span.end) else replace(span, start=start, end=end)
 
 
 def _touches(span: PiiSpan, regions: list[tuple[int, int]]) -> bool:
@@ -243,7 +246,7 @@ def resolve_overlaps(spans: list[PiiSpan]) -> list[PiiSpan]:
     loses), then the longer span.
     """
     kept: list[PiiSpan] = []
-    for span in sorted(spans, key=lambda s: (s.entity != CUSTOM, s.entity in NER_ENTITIES, s.entity in GENERIC,
+    for span in sorted(spans, key=lambda s: (s.entity != CUSTOM, s.ner or s.entity in NER_ENTITIES, s.entity in GENERIC,
                                              -s.score, s.start - s.end, s.start)):
         if all(k.end <= span.start or span.end <= k.start for k in kept):
             kept.append(span)
@@ -264,7 +267,7 @@ def propagate(texts: Sequence[str], spans: Sequence[list[PiiSpan]]) -> list[list
     out = []
     for text, found in zip(texts, spans, strict=True):
         protected = protected_regions(text)
-        extra = [PiiSpan(values[m.group()].entity, m.start(), m.end(), values[m.group()].score)
+        extra = [replace(values[m.group()], start=m.start(), end=m.end())
                  for m in pattern.finditer(text)]
         extra = [s for s in extra if not _touches(s, protected)
                  and all(s.end <= f.start or f.end <= s.start for f in found)]
