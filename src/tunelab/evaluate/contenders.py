@@ -148,10 +148,19 @@ def base_contenders(store: Store, name: str, task: str, train: Any, train_kind: 
     return [zero, k]
 
 
+def probe_rows(train: Any) -> Any:
+    """PROBE_TRAIN_ROWS rows of the train split drawn with a fixed seed, in their order: files are often sorted (by
+    intent, by label), and their first rows would show the probe a few classes only."""
+    if train.num_rows <= PROBE_TRAIN_ROWS:
+        return train
+    picked = np.sort(np.random.default_rng(0).choice(train.num_rows, PROBE_TRAIN_ROWS, replace=False))
+    return train.take(picked)
+
+
 def fit_probe(encoder: Any, tokenizer: Any, train: Any, decoding: Decoding) -> Any:
     from sklearn.linear_model import LogisticRegression
 
-    rows = train.slice(0, PROBE_TRAIN_ROWS)
+    rows = probe_rows(train)
     texts = [t or "" for t in rows.column("text").to_pylist()]
     labels = [str(x) for x in rows.column("label").to_pylist()]
     if len(set(labels)) < 2:
@@ -162,16 +171,18 @@ def fit_probe(encoder: Any, tokenizer: Any, train: Any, decoding: Decoding) -> A
 
 def fit_token_probe(encoder: Any, tokenizer: Any, train: Any, decoding: Decoding) -> tuple[Any, int]:
     """A logistic regression from word states to BIO tags (the tags training uses), on up to PROBE_TRAIN_WORDS
-    words of the train split; and how many words it saw."""
+    words of the probe rows of the train split; and how many words it saw."""
     from sklearn.linear_model import LogisticRegression
 
-    rows = train.slice(0, PROBE_TRAIN_ROWS)
+    rows = probe_rows(train)
     texts = [t or "" for t in rows.column("text").to_pylist()]
     words, hidden = _word_states(encoder, tokenizer, texts, decoding, "embed probe")
     tags = [tag for w, spans in zip(words, rows.column("spans").to_pylist(), strict=True)
             for tag in tagging.word_tags(w, spans)]
-    features = np.concatenate([h for h in hidden if len(h)])[:PROBE_TRAIN_WORDS]
-    tags = tags[:PROBE_TRAIN_WORDS]
+    features = np.concatenate([h for h in hidden if len(h)])
+    if len(tags) > PROBE_TRAIN_WORDS:  # a seeded sample of the words, for the same reason as the rows
+        keep = np.random.default_rng(0).choice(len(tags), PROBE_TRAIN_WORDS, replace=False)
+        features, tags = features[keep], [tags[i] for i in keep]
     if len(set(tags)) < 2:
         raise InputError("the train split has no entities, so no probe can be fitted for the base line")
     return LogisticRegression(max_iter=1000).fit(features, tags), len(tags)
