@@ -35,3 +35,12 @@ def test_example_configs_are_valid_and_say_how_to_run_them(path):
 def test_readme_gives_the_two_setup_commands():
     text = (ROOT / "README.md").read_text()
     assert "make demo" in text and "make test" in text
+
+
+def test_the_governance_policy_table_is_the_one_in_the_code():
+    from tunelab.govern.policy import markdown_table
+
+    text = (ROOT / "docs" / "governance.md").read_text()
+    start = text.index("<!-- policy table: generated from tunelab.govern.policy.markdown_table() -->\n")
+    table = text[text.index("\n", start) + 1:text.index("\n<!-- end of policy table -->")]
+    assert table == markdown_table(), "regenerate the table with tunelab.govern.policy.markdown_table()"

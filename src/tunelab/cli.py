@@ -13,23 +13,21 @@ from typing import Annotated, Any
 
 import typer
 
+from tunelab import cli_govern
 from tunelab import data as data_service
+from tunelab.cli_output import JsonFlag, emit
 from tunelab.errors import InputError, TunelabError
+from tunelab.govern.access import open_as
 from tunelab.progress import say
-from tunelab.store import open_store
 
 app = typer.Typer(help="tunelab: from raw business text to a fine-tuned, evaluated and served model.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Import, prepare, inspect, export and delete datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+cli_govern.register(app)
+
 DatasetArg = Annotated[str, typer.Argument(help="Dataset id, id prefix or name.")]
-
-
-def emit(result: dict[str, Any], as_json: bool, human: str) -> None:
-    """The command's result on stdout: one JSON object with --json, readable text otherwise."""
-    sys.stdout.write((json.dumps(result, default=str) if as_json else human) + "\n")
 
 
 def _mapping(pairs: list[str]) -> dict[str, str]:
@@ -61,7 +59,8 @@ def data_import(
 
     Example: tunelab data import sms.tsv --map SMS=text --map Label=label --name sms-spam
     """
-    result = data_service.import_data(open_store(), paths, name=name, fmt=format, mapping=_mapping(map or []),
+    store = open_as("data.import", name or paths[0])
+    result = data_service.import_data(store, paths, name=name, fmt=format, mapping=_mapping(map or []),
                                       strict=strict, eval_set=eval_set, max_record_bytes=max_record_bytes)
     human = [f"imported {result.version.rows:,} rows as {result.version.kind} dataset {result.version.id} "
              f"({result.version.name}); {result.detection.reason}"]
@@ -86,7 +85,7 @@ def data_prepare(
     from tunelab.config import load_config
     from tunelab.data.prep_config import PrepConfig
 
-    version = data_service.prepare(open_store(), dataset, load_config(PrepConfig, config, set_))
+    version = data_service.prepare(open_as("data.prepare", dataset), dataset, load_config(PrepConfig, config, set_))
     result = {**version.summary(), "card": str(Path(version.path) / "card.html")}
     splits = ", ".join(f"{k} {v:,}" for k, v in version.splits.items())
     emit(result, as_json, f"prepared {version.id} from {version.parent_id}: {splits}\n  card: {result['card']}")
@@ -98,7 +97,7 @@ def data_list(as_json: JsonFlag = False) -> None:
 
     Example: tunelab data list --json
     """
-    versions = open_store().list_datasets()
+    versions = open_as("data.read").list_datasets()
     lines = [f"{v.id}  {v.name:<30} {v.kind:<14} {v.rows:>9,} rows  parent={v.parent_id or '-'}" for v in versions]
     emit({"datasets": [v.summary() for v in versions]}, as_json, "\n".join(lines) or "no datasets yet")
 
@@ -114,7 +113,7 @@ def data_show(
 
     Example: tunelab data show sms-spam --card
     """
-    store = open_store()
+    store = open_as("data.read", dataset)
     if card:
         path = data_service.card_path(store, store.get_dataset(dataset))
         if open_:
@@ -154,7 +153,7 @@ def data_export(
     """
     if as_json and out is None:
         raise InputError("--json needs --out: the data itself would be on stdout", "add --out PATH")
-    result = data_service.export(open_store(), dataset, split, format, out, sys.stdout.buffer)
+    result = data_service.export(open_as("data.export", dataset), dataset, split, format, out, sys.stdout.buffer)
     if out is not None:
         emit(result, as_json, f"wrote {result['rows']:,} rows to {out}")
 
@@ -170,7 +169,7 @@ def data_delete(
 
     Example: tunelab data delete ds-1a2b3c4d5e6f --yes
     """
-    store = open_store()
+    store = open_as("data.delete", dataset)
     version = store.get_dataset(dataset)
     if not yes:
         if not sys.stdin.isatty():
@@ -208,7 +207,7 @@ def train_command(
     cfg = load_config(TrainConfig, config, set_) if config or set_ else None
     from tunelab.train.recipe import train
 
-    result = train(open_store(), cfg, resume=resume)
+    result = train(open_as("train.run", resume or str(config)), cfg, resume=resume)
     if result.get("rank"):  # another process of a --nproc run: rank 0 reports
         return
     emit(result, as_json, _run_text(result))
@@ -233,7 +232,7 @@ def tune_command(
     from tunelab.train.config import TrainConfig
     from tunelab.train.tune import tune
 
-    result = tune(open_store(), load_config(TrainConfig, config, set_), trials)
+    result = tune(open_as("train.run", str(config)), load_config(TrainConfig, config, set_), trials)
     params = ", ".join(f"{k}={v}" for k, v in result["best_params"].items())
     emit(result, as_json, f"study {result['study']}: {result['trials']} trial(s), {result['pruned']} pruned\n"
                           f"  best: trial {result['best_trial']}, validation loss {result['best_value']:.4f} "
@@ -263,7 +262,7 @@ def runs_list(as_json: JsonFlag = False) -> None:
     """
     from tunelab.train import runs
 
-    store = open_store()
+    store = open_as("runs.read")
     runs.refresh_stale(store)
     items = [runs.summary(r) for r in store.list_runs()]
     lines = [f"{r['run']}  {r['name']:<30} {r['state']:<11} step {r['step']}/{r['total_steps']}" for r in items]
@@ -278,7 +277,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id or name.")], as_js
     """
     from tunelab.train import runs
 
-    store = open_store()
+    store = open_as("runs.read", run)
     runs.refresh_stale(store)
     record = store.get_run(run)
     result = {**runs.summary(record), "config": record["config_resolved"], "environment": record["environment"],
@@ -294,7 +293,7 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id or name.")], as_
     """
     from tunelab.train import runs
 
-    result = runs.cancel(open_store(), run)
+    result = runs.cancel(open_as("train.cancel", run), run)
     emit(result, as_json, f"asked {result['run']} to stop; it checkpoints first")
 
 
@@ -306,7 +305,7 @@ def runs_logs(run: Annotated[str, typer.Argument(help="Run id or name.")]) -> No
     """
     from tunelab.train import runs
 
-    sys.stdout.write(runs.logs(open_store(), run))
+    sys.stdout.write(runs.logs(open_as("runs.read", run), run))
 
 
 @models_app.command("list")
@@ -315,7 +314,7 @@ def models_list(as_json: JsonFlag = False) -> None:
 
     Example: tunelab models list --json
     """
-    items = open_store().list_models()
+    items = open_as("model.read").list_models()
     lines = [f"{m['id']}  {m['name']:<30} {m['kind']:<8} {m['task'] or '-':<15} data={m['dataset_id']}" for m in items]
     emit({"models": items}, as_json, "\n".join(lines) or "no models yet")
 
@@ -326,7 +325,7 @@ def models_show(model: Annotated[str, typer.Argument(help="Model id or name.")],
 
     Example: tunelab models show m-1a2b3c4d5e
     """
-    record = open_store().get_model(model)
+    record = open_as("model.read", model).get_model(model)
     emit(record, as_json, "\n".join(f"{k}: {v}" for k, v in record.items()))
 
 
@@ -356,7 +355,7 @@ def models_merge(
     """
     from tunelab.train.service import merge_model
 
-    result = merge_model(open_store(), model, out)
+    result = merge_model(open_as("model.merge", model), model, out)
     emit(result, as_json, f"merged {result['model']} into {result['out']}")
 
 
@@ -429,7 +428,7 @@ def eval_command(
                           min_improvement=_improvements(min_improvement or []), forgetting=not no_forgetting,
                           expects_json=expects_json,
                           judge=JudgeSettings(judge_url, judge_model, judge_key) if judge_url else None)
-    result = evaluate(open_store(), model, dataset, options)
+    result = evaluate(open_as("eval.run", model), model, dataset, options)
     emit(result, as_json, _eval_text(result))
     if result["gate"] and not result["gate"]["passed"]:
         raise SystemExit(1)
@@ -447,7 +446,7 @@ def report_command(
     """
     from tunelab.evaluate import latest_report
 
-    result = latest_report(open_store(), model)
+    result = latest_report(open_as("eval.read", model), model)
     if open_:
         import webbrowser
 
@@ -479,6 +478,9 @@ def keys_create(
     rate_limit: Annotated[int | None, typer.Option("--rate-limit", help="Requests per minute (default: "
                                                    "unlimited).")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="May load and unload models on a running server.")] = False,
+    user: Annotated[str | None, typer.Option("--user", help="Also a CLI credential of this user or service "
+                                             "account (TUNELAB_API_KEY); another user's needs users.manage.")]
+    = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key and print it once: only a salted hash of it is stored.
@@ -486,9 +488,11 @@ def keys_create(
     Example: tunelab keys create --name support-bot --models support-v2 --expires 30d --rate-limit 60
     """
     from tunelab.govern.keys import create_key
+    from tunelab.govern.users import key_owner
 
-    key, plaintext = create_key(open_store(), name, models=models, expires=expires, rate_limit=rate_limit,
-                                admin=admin)
+    store = open_as("keys.create", name)
+    key, plaintext = create_key(store, name, models=models, expires=expires, rate_limit=rate_limit, admin=admin,
+                                user_id=key_owner(store, user) if user else None)
     notice = "This key cannot be shown again: store it now."
     result = {"key": plaintext, "id": key.id, "name": key.name, "models": key.models,
               "expires_at": key.expires_at.isoformat() if key.expires_at else None, "rate_limit": key.rate_limit,
@@ -506,7 +510,7 @@ def keys_list(as_json: JsonFlag = False) -> None:
     """
     from tunelab.govern.keys import list_keys
 
-    keys = list_keys(open_store())
+    keys = list_keys(open_as("keys.read"))
     emit({"keys": [k.to_json() for k in keys]}, as_json, "\n".join(_key_text(k) for k in keys) or "no keys yet")
 
 
@@ -519,7 +523,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (as in 
     """
     from tunelab.govern.keys import revoke_key
 
-    key = revoke_key(open_store(), key_id)
+    key = revoke_key(open_as("keys.revoke", key_id), key_id)
     emit(key.to_json(), as_json, f"revoked {key.id} ({key.name})")
 
 
@@ -542,7 +546,7 @@ def export_command(
     """
     from tunelab.export import export_model
 
-    result = export_model(open_store(), model, format, out, gguf_type)
+    result = export_model(open_as("model.export", model), model, format, out, gguf_type)
     emit(result, as_json, f"exported {result['model']} as {result['format']} into {result['out']} "
                           f"({len(result['files'])} files, {result['bytes'] / 1e6:,.1f} MB)")
 
@@ -577,7 +581,7 @@ def serve_command(
                                             "max_batch": max_batch, "max_queue": max_queue,
                                             "max_tokens_cap": max_tokens_cap, "max_body_bytes": max_body_bytes,
                                             "log_texts": log_texts}, "tunelab serve")
-    serve(open_store(), settings)
+    serve(open_as("model.serve", ",".join(model or [])), settings)
 
 
 def main() -> None:

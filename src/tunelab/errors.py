@@ -48,6 +48,12 @@ class AuthError(TunelabError):
     status = 401
 
 
+class PermissionDeniedError(TunelabError):
+    """A known principal asked for an action its role in the project does not allow (tunelab.govern.policy)."""
+
+    status = 403
+
+
 class RateLimitError(TunelabError):
     """A key sent more requests than its rate limit allows; `retry_after` is in seconds."""
 

@@ -34,6 +34,7 @@ def card_path(store: Store, version: DatasetVersion) -> Path:
 def show(store: Store, ref: str, samples: int = 3) -> dict[str, Any]:
     version = store.get_dataset(ref)
     rows = {split: read_split(version, split).slice(0, samples).to_pylist() for split in version.splits}
+    store.audit("data.show", version.id, {"sample_rows": sum(len(r) for r in rows.values())})  # raw rows were shown
     return {**version.summary(), "children": store.children(version.id), "samples": rows,
             "card": str(Path(version.path) / "card.html")}
 
@@ -64,6 +65,8 @@ def export(store: Store, ref: str, split: str, fmt: str, out: Path | None, stdou
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
+    store.audit("data.export", version.id, {"split": split, "format": fmt, "rows": table.num_rows,
+                                            "out": str(out) if out else "stdout"})
     return {"dataset": version.id, "split": split, "format": fmt, "rows": table.num_rows,
             "out": str(out) if out else None}
 

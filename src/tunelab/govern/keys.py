@@ -49,6 +49,7 @@ class ApiKey:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+    user_id: str | None = None  # the user whose CLI credential this is; None: an inference key
 
     def allows(self, model: str) -> bool:
         """A key limited to some models may call only those (the server answers 404 for the others)."""
@@ -72,7 +73,7 @@ class ApiKey:
 def _from_row(row: dict[str, Any]) -> ApiKey:
     return ApiKey(id=row["id"], name=row["name"], models=row["models"], rate_limit=row["rate_limit"],
                   admin=bool(row["admin"]), created_at=row["created_at"], expires_at=row["expires_at"],
-                  revoked_at=row["revoked_at"], last_used_at=row["last_used_at"])
+                  revoked_at=row["revoked_at"], last_used_at=row["last_used_at"], user_id=row.get("user_id"))
 
 
 def _digest(salt: bytes, secret: str) -> str:
@@ -115,8 +116,11 @@ def _check_options(name: str, models: list[str] | None, rate_limit: int | None) 
 
 
 def create_key(store: Store, name: str, models: list[str] | None = None, expires: str | None = None,
-               rate_limit: int | None = None, admin: bool = False) -> tuple[ApiKey, str]:
-    """Make a key; returns it and its plaintext `tl-<id>.<secret>`, which exists nowhere else afterwards."""
+               rate_limit: int | None = None, admin: bool = False, user_id: str | None = None) -> tuple[ApiKey, str]:
+    """Make a key; returns it and its plaintext `tl-<id>.<secret>`, which exists nowhere else afterwards.
+
+    With `user_id` the key is also that user's credential for the CLI (TUNELAB_API_KEY).
+    """
     _check_options(name, models, rate_limit)
     expires_at = parse_expires(expires) if expires else None
     key_id, secret, salt = secrets.token_hex(5), secrets.token_urlsafe(32), secrets.token_bytes(16)
@@ -124,11 +128,13 @@ def create_key(store: Store, name: str, models: list[str] | None = None, expires
         key_id = secrets.token_hex(5)
     allowed = sorted({m.strip() for m in models if m.strip()}) if models is not None else None
     key = ApiKey(id=key_id, name=name.strip(), models=allowed,
-                 rate_limit=rate_limit, admin=admin, created_at=_now(), expires_at=expires_at)
+                 rate_limit=rate_limit, admin=admin, created_at=_now(), expires_at=expires_at, user_id=user_id)
     store.add_api_key(id=key.id, name=key.name, salt=salt.hex(), hash=_digest(salt, secret), models=key.models,
-                      rate_limit=key.rate_limit, admin=key.admin, created_at=key.created_at, expires_at=expires_at)
+                      rate_limit=key.rate_limit, admin=key.admin, created_at=key.created_at, expires_at=expires_at,
+                      user_id=user_id)
     store.audit("keys.create", key.id, {"name": key.name, "models": key.models, "rate_limit": rate_limit,
-                                        "admin": admin, "expires_at": expires_at.isoformat() if expires_at else None})
+                                        "admin": admin, "user_id": user_id,
+                                        "expires_at": expires_at.isoformat() if expires_at else None})
     return key, f"{PREFIX}{key_id}.{secret}"
 
 

@@ -98,7 +98,8 @@ class MetricRow(Base):
 
 
 class AuditRow(Base):
-    """Who changed what, when. Details never hold record contents or secrets."""
+    """Who did what, when, where, and how it ended; `detail` is the action's parameters, never record contents or
+    secrets. Each row is hash-chained to the one before it (`tunelab.store.audit`)."""
 
     __tablename__ = "audit_log"
 
@@ -108,6 +109,54 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(100))
     target: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict] = mapped_column(JSON)
+    project: Mapped[str] = mapped_column(String(100), default="default")
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")  # ok | denied
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """One row: the id and hash of the newest audit row. Appends lock it, so two writers cannot fork the chain,
+    and `verify` compares the log's end with it, so deleting the newest rows is caught too."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class UserRow(Base):
+    """A person (password hashed with argon2) or a service account (API keys only, no password)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # user | service
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ProjectRow(Base):
+    """A tenant; `default` exists from the start."""
+
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class GrantRow(Base):
+    """One role of one user in one project (`*`: every project and the workspace itself)."""
+
+    __tablename__ = "grants"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project: Mapped[str] = mapped_column(String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class EvaluationRow(Base):
@@ -143,6 +192,7 @@ class ApiKeyRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    user_id: Mapped[str | None] = mapped_column(String(32))  # a user's CLI credential; None: inference only
 
 
 class RequestLogRow(Base):

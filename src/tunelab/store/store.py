@@ -7,7 +7,6 @@ Alembic revision whenever a store is opened, so a new workspace and an old one b
 from __future__ import annotations
 
 import getpass
-import os
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tunelab.errors import NotFoundError, TunelabError
 from tunelab.records import DatasetVersion
+from tunelab.store import audit as audit_chain
 from tunelab.store.schema import (
     ApiKeyRow,
-    AuditRow,
     DatasetRow,
     EvaluationRow,
     MetricRow,
@@ -39,6 +38,7 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 # tunelab's own Alembic version table: `alembic_version` is left to other tools that share the database (the
 # optuna study of `tunelab tune` lives next to the store and stamps its own revision there).
 VERSION_TABLE = "tunelab_alembic_version"
+DEFAULT_PROJECT = "default"
 
 
 def _now() -> datetime:
@@ -92,6 +92,8 @@ class Store:
         self.engine = _engine(workspace.database_url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.migrate()
+        self.actor, self.project = getpass.getuser(), DEFAULT_PROJECT
+        self.principal: Any = None  # the tunelab.govern Principal, once tunelab.govern.access resolved it
 
     def migrate(self) -> None:
         cfg = Config()
@@ -290,16 +292,18 @@ class Store:
             return [_row_dict(r) for r in s.scalars(query)]
 
     # audit ----------------------------------------------------------------------------------------------------
-    def audit(self, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
-        actor = os.environ.get("TUNELAB_USER") or getpass.getuser()
-        with self.session() as s, s.begin():
-            s.add(AuditRow(at=_now(), actor=actor, action=action, target=target, detail=detail or {}))
+    def act_as(self, actor: str, project: str) -> None:
+        """Who the audit rows of this store name, and in which project (set once by `tunelab.govern.access`)."""
+        self.actor, self.project = actor, project
+
+    def audit(self, action: str, target: str, detail: dict[str, Any] | None = None, outcome: str = "ok") -> None:
+        """Append one hash-chained row (`tunelab.store.audit`); secrets in `detail` are dropped."""
+        audit_chain.append(self.engine, actor=self.actor, project=self.project, action=action, target=target,
+                           detail=detail, outcome=outcome)
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        with self.session() as s:
-            rows = s.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
-            return [{"at": r.at.isoformat(), "actor": r.actor, "action": r.action, "target": r.target,
-                     "detail": r.detail} for r in rows]
+        """The newest rows first."""
+        return list(reversed(audit_chain.entries(self.engine, limit=limit)))
 
     def scrub(self) -> None:
         """Leave no trace of deleted rows: fold the WAL back into the file and rebuild it without free pages."""

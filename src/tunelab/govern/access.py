@@ -1,0 +1,68 @@
+"""The one place the CLI learns who is acting and whether they may: `open_as(action)`.
+
+While the workspace has no users, the OS user is the local admin (today's single-user commands keep working without
+a login). Once `tunelab init` made the first admin, the caller names themselves with TUNELAB_USER and
+TUNELAB_PASSWORD, or TUNELAB_API_KEY (a key created with `--user`). TUNELAB_PROJECT picks the project (default
+`default`). A failed login and a refused action are both written to the audit log with outcome `denied`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from tunelab.errors import AuthError, NotFoundError, PermissionDeniedError
+from tunelab.govern import users
+from tunelab.govern.policy import POLICY, authorize
+from tunelab.govern.principal import DEFAULT_PROJECT, LOCAL_ADMIN, WORKSPACE, Principal
+from tunelab.store import Store, open_store
+from tunelab.store import users as table
+
+
+def resolve(store: Store, env: Mapping[str, str]) -> Principal:
+    """The principal the environment names; AuthError when a login is needed and missing or wrong."""
+    if not table.count_users(store):
+        return LOCAL_ADMIN
+    if env.get("TUNELAB_API_KEY"):
+        return users.login_with_key(store, env["TUNELAB_API_KEY"])
+    if not env.get("TUNELAB_USER"):
+        raise AuthError("this workspace has users: say who you are",
+                        "set TUNELAB_USER and TUNELAB_PASSWORD, or TUNELAB_API_KEY")
+    return users.login(store, env["TUNELAB_USER"], env.get("TUNELAB_PASSWORD"))
+
+
+def _project(store: Store, project: str) -> str:
+    known = users.list_projects(store)
+    if project != WORKSPACE and project not in known:
+        raise NotFoundError(f"no project {project!r} (TUNELAB_PROJECT)", f"projects: {', '.join(known)}")
+    return project
+
+
+def open_as(action: str, target: str = "-", project: str | None = None,
+            env: Mapping[str, str] | None = None) -> Store:
+    """A store acting for the caller, who may do `action`; its audit rows name them and the project.
+
+    `project` is where the action is judged (a grant's own project); by default TUNELAB_PROJECT or `default`.
+    """
+    env = os.environ if env is None else env
+    store = open_store()
+    claimed = env.get("TUNELAB_USER") or ("api-key" if env.get("TUNELAB_API_KEY") else "anonymous")
+    store.act_as(claimed, project or env.get("TUNELAB_PROJECT") or DEFAULT_PROJECT)
+    try:
+        principal = resolve(store, env)
+    except AuthError:
+        store.audit("auth.login", claimed, {"for": action}, outcome="denied")
+        raise
+    store.act_as(principal.name, _project(store, project or store.project))
+    store.principal = principal
+    check(store, action, target)
+    return store
+
+
+def check(store: Store, action: str, target: str = "-") -> None:
+    """Authorize the store's principal for `action` in its project; a refusal is audited, then raised."""
+    try:
+        authorize(store.principal, action, store.project)
+    except PermissionDeniedError:
+        store.audit(action, target, {"roles_needed": sorted(POLICY[action][0])}, outcome="denied")
+        raise
