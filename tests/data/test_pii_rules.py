@@ -130,6 +130,9 @@ def test_an_instruction_and_its_reply_agree(store, tmp_path):
 
 
 @pytest.mark.parametrize("text", ["My order ORD877088 for the blue jacket has not arrived",
+                                  "1. Start by logging into your {{Website Name}} account.\n2. Locate the {{Order "
+                                  "Details}} section.\n3. Click on it and follow the on-screen instructions.",
+                                  "2 win orig Arcade game, text 3 say hello coz haven seen u",
                                   "Where is SKU-12A993? I ordered it twice",
                                   "Can you help me canceling purchase 00004587345?",
                                   "My order number is 480012345678 and it is late",
@@ -196,7 +199,7 @@ def test_annotation_offsets_follow_a_redaction():
 def test_tunelab_model_finds_lower_case_names_and_leaves_commands_alone():
     texts = ["thanks priya, see you monday", "hey its rahul, call me later", "cancel alarm for tomorrow",
              "reset alarm"]
-    found = find_pii(texts, entities=["PERSON"], workers=1)
+    found = find_pii(texts, entities=["PERSON"], workers=1, ner_engine="tunelab")
     assert [[t[s.start:s.end] for s in spans] for t, spans in zip(texts, found, strict=True)] == [
         ["priya"], ["rahul"], [], []]
 

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ENTITY_TYPES", "NER_ENTITIES", "PiiSpan", "Rules", "apply_pii", "find_pii"]
 
-NER_ENGINES = ("tunelab", "spacy-sm")
+NER_ENGINES = ("spacy-sm", "tunelab")
 # Per NER engine, the model's labels kept and the entity each becomes; its other labels are ignored. For
 # en_core_web_sm that is Presidio's own mapping: also mapping FAC (buildings, airports, some streets) added three
 # false alarms per extra hit on the corpus.
@@ -55,13 +55,13 @@ _URL_STOP = frozenset(" \t\n\r<>\"'()[]{}|\\^`")
 
 def find_pii(texts: Sequence[str], *, entities: Sequence[str] = ENTITY_TYPES, use_ner: bool = True,
              score_threshold: float = 0.5, workers: int = 2, progress: Callable[[int], None] | None = None,
-             rules: Rules = Rules(), ner_engine: str = "tunelab") -> list[list[PiiSpan]]:
+             rules: Rules = Rules(), ner_engine: str = "spacy-sm") -> list[list[PiiSpan]]:
     """One list of non-overlapping spans per input text, same order, after the rules of `pii_rules` (whole
     words, placeholders left alone, implausible values dropped, the allow and deny lists). progress(n) is called
     with the number of texts just finished.
 
-    ner_engine picks the model behind PERSON and LOCATION (and STREET_ADDRESS beside its patterns): `tunelab`,
-    trained for business text (pii_model/), or `spacy-sm`, spaCy's en_core_web_sm. use_ner=False skips PERSON and
+    ner_engine picks the model behind PERSON and LOCATION: `spacy-sm`, spaCy's en_core_web_sm, or `tunelab`,
+    trained for business text (pii_model/; it also finds STREET_ADDRESS beside the patterns). use_ner=False skips PERSON and
     LOCATION and loads no model. `workers` caps the processes doing the work:
     with more than one and enough texts (2,000 with NER, 25,000 without), spawned helpers share it, so a calling
     script needs the usual `if __name__ == "__main__":` guard.

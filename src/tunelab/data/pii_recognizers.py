@@ -43,6 +43,9 @@ _USPS = ("alley|annex|arcade|avenue|ave|bayou|beach|bend|bluff|bottom|boulevard|
          "road|rd|route|row|run|shoal|shore|shores|skyway|spring|springs|spur|square|sq|squares|station|stravenue|"
          "stream|street|st|summit|terrace|ter|throughway|trace|track|trail|trl|tunnel|turnpike|underpass|union|"
          "valley|viaduct|view|villa|village|ville|vista|walk|wall|way|well|wells|close|gate|wharf|quay|rise|wynd")
+_USPS_TITLE = "|".join(suffix.title() for suffix in _USPS.split("|"))
+_STRONG_SUFFIX = (r"street|st|avenue|ave|road|rd|lane|ln|boulevard|blvd|drive|dr|court|ct|terrace|parkway|pkwy|"
+                  r"highway|hwy|crescent|mews|plaza|trail|square|sq|place|pl|close|way")
 # Words that come between a number and a suffix in ordinary sentences ("10 minutes walk", "3 more days"), and
 # the little words that never start a street name.
 _NOT_A_NAME = (r"(?!(?:the|a|an|my|your|our|their|about|of|to|for|in|on|at|and|or|with|from|by|is|are|was|more|"
@@ -58,9 +61,13 @@ _PARTICLE = r"(?:(?:de|du|des|la|le|les|del|della|dei|di|da|do|dos|das|d'|l')\s*
 _GERMANIC = (r"straße|strasse|str\.|gasse|allee|weg|platz|damm|chaussee|straat|laan|gracht|plein|dreef|baan|kade|"
              r"singel|steeg|markt|gade|vej|väg|gatan|-ring")
 _ADDRESS_PATTERNS = (
-    # 12 Baker Street, 350 fifth avenue apt 4b, 204 Holmes Village, 10-12 Main St.
-    ("number name suffix", rf"\b\d{{1,5}}[a-z]?(?:[-–/]\d{{1,5}})?,?\s+(?:{_NAME_WORD}\s+){{1,3}}(?:{_USPS})\b\.?"
-                           rf"{_UNIT}", 0.65),
+    # 12 Baker Street, 350 fifth avenue apt 4b, 10-12 Main St.: in any case with a common suffix, ...
+    ("number name suffix", rf"\b\d{{1,5}}[a-z]?(?:[-–/]\d{{1,5}})?,?\s+(?:{_NAME_WORD}\s+){{1,3}}"
+                           rf"(?:{_STRONG_SUFFIX})\b\.?{_UNIT}", 0.65),
+    # ... 204 Holmes Village, 922 Nixon Shores: any USPS suffix when the name is capitalised (SMS-speak such as
+    # "2 win orig Arcade" or "2 GO N E WAY" is not an address)
+    ("number Name Suffix", rf"(?-i:\b\d{{1,5}}[a-z]?(?:[-–/]\d{{1,5}})?,?\s+(?:{_NOT_A_NAME}[A-Z][a-z][\w'.-]*\s+)"
+                           rf"{{1,3}}(?:{_USPS_TITLE})\b\.?){_UNIT}", 0.6),
     # Flat 86M, Albert Squares / studio 7, henry fork
     ("unit, street", rf"\b(?:flat|apt\.?|apartment|studio|unit|suite)\s+\d{{1,4}}[a-z]?,\s+{_NAME_WORD}"
                      rf"(?:\s+{_NAME_WORD}){{0,2}}", 0.6),

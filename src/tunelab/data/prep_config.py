@@ -58,8 +58,9 @@ class PiiConfig(Schema):
     pseudonymize: list[str] = Field(default_factory=list, description="Columns replaced by a keyed hash (same value, "
                                     "same hash; the key is never stored), e.g. a customer id used as group column.")
     ner: bool = Field(True, description="Use an NER model for PERSON and LOCATION (and street addresses).")
-    engine: Literal["tunelab", "spacy-sm"] = Field(
-        "tunelab", description="The NER model: tunelab's own, trained for business text, or spaCy's en_core_web_sm.")
+    engine: Literal["spacy-sm", "tunelab"] = Field(
+        "spacy-sm", description="The NER model: spaCy's en_core_web_sm, or tunelab's own (experimental: more "
+        "recall, less precision; see docs/pii.md).")
     score_threshold: float = Field(0.5, ge=0, le=1, description="Minimum detection confidence.")
     workers: int = Field(2, ge=1, description="Processes used for detection.")
 
