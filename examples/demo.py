@@ -86,8 +86,9 @@ def serve_and_ask(model: str) -> None:
 
     key = tunelab("keys", "create", "--name", "demo")["key"]
     port = _free_port()
-    print(f"\n$ tunelab serve --model {model} --port {port}", flush=True)
-    server = subprocess.Popen([*TUNELAB, "serve", "--model", model, "--port", str(port)])
+    # a fresh candidate: a single-user demo has no second person to approve it (docs/governance.md)
+    print(f"\n$ tunelab serve --model {model} --port {port} --allow-unapproved", flush=True)
+    server = subprocess.Popen([*TUNELAB, "serve", "--model", model, "--port", str(port), "--allow-unapproved"])
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", server)
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key)

@@ -183,6 +183,7 @@ runs_app = typer.Typer(help="Follow, inspect and cancel training runs.", no_args
 models_app = typer.Typer(help="Trained and base models.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+cli_govern.register_registry(models_app)
 
 
 @app.command("train")
@@ -568,6 +569,8 @@ def serve_command(
                                                 "413).")] = 1 << 20,
     log_texts: Annotated[str, typer.Option("--log-texts", help="Texts in the request log: none, redacted or "
                                            "full.")] = "none",
+    allow_unapproved: Annotated[bool, typer.Option("--allow-unapproved", help="Also serve registered models not "
+                                                   "approved for production (audited).")] = False,
 ) -> None:
     """Serve models over an OpenAI-compatible API: chat, completions, embeddings, classifications, entities.
 
@@ -580,7 +583,8 @@ def serve_command(
     settings = parse_config(ServeSettings, {"models": model or [], "host": host, "port": port,
                                             "max_batch": max_batch, "max_queue": max_queue,
                                             "max_tokens_cap": max_tokens_cap, "max_body_bytes": max_body_bytes,
-                                            "log_texts": log_texts}, "tunelab serve")
+                                            "log_texts": log_texts, "allow_unapproved": allow_unapproved},
+                            "tunelab serve")
     serve(open_as("model.serve", ",".join(model or [])), settings)
 
 

@@ -181,6 +181,42 @@ def _row_text(row: dict[str, Any]) -> str:
             f"{row['action']:<16} {row['target']} {row['detail'] or ''}")
 
 
+ModelArg = Annotated[str, typer.Argument(help="Model id, id prefix or name.")]
+
+
+def models_promote(model: ModelArg, to: Annotated[str, typer.Option("--to", help="staging, production (files a "
+                                                                       "request a reviewer approves) or retired.")],
+                   as_json: JsonFlag = False) -> None:
+    """Move a model to the next registry stage: candidate -> staging -> production -> retired.
+
+    Example: tunelab models promote m-1a2b3c4d5e --to production
+    """
+    from tunelab.govern.registry import promote
+
+    result = promote(open_as("model.promote", model), model, to)
+    emit(result, as_json, f"{result['model']}: asked for production on evaluation {result['evaluation']}; another "
+                          f"reviewer approves with `tunelab models approve {result['model']}`" if result["pending"]
+         else f"{result['model']} is {result['stage']}")
+
+
+def models_approve(model: ModelArg, as_json: JsonFlag = False) -> None:
+    """Approve a model's pending production request (a reviewer who did not ask for it); it goes to production.
+
+    Example: tunelab models approve m-1a2b3c4d5e
+    """
+    from tunelab.govern.registry import approve
+
+    result = approve(open_as("model.approve", model), model)
+    emit(result, as_json, f"{result['model']} is in production (evaluation {result['evaluation']}, asked by "
+                          f"{result['requested_by']}, approved by {result['approved_by']})")
+
+
+def register_registry(models_app: typer.Typer) -> None:
+    """Add `models promote|approve` to the `tunelab models` group."""
+    models_app.command("promote")(models_promote)
+    models_app.command("approve")(models_approve)
+
+
 def register(app: typer.Typer) -> None:
     """Add the governance commands to the `tunelab` app."""
     app.command("init")(init_command)

@@ -24,6 +24,7 @@ from typing import Any
 
 from tunelab.errors import ConflictError, NotFoundError, TunelabError
 from tunelab.evaluate.predict import stop_token_ids
+from tunelab.govern.registry import check_servable
 from tunelab.models import BASE_MODELS, resolve_base_model
 from tunelab.serve import loaders
 from tunelab.serve.engine import Engine
@@ -96,6 +97,8 @@ class ModelRegistry:
                     return self._load_base(ref)
                 raise NotFoundError(f"no model {ref!r}", self._known_hint()) from None
             existing = self.get(record["id"])
+            if existing is None:
+                check_servable(self.store, record, self.settings.allow_unapproved)
             return existing or self._load_registered(record, ref)
 
     def unload(self, name: str) -> Served:

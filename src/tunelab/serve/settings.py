@@ -21,5 +21,7 @@ class ServeSettings(Schema):
                                 "Also the default when a request gives none.")
     log_texts: Literal["none", "redacted", "full"] = Field("none", description="Texts kept in the request log: none, "
                                                            "redacted (personal data replaced) or full.")
+    allow_unapproved: bool = Field(False, description="Also serve registered models that are not approved for "
+                                   "production (each is audited as serve.unapproved).")
     batch_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long a worker waits for more requests to "
                                  "join a batch once one arrived.")

@@ -212,3 +212,18 @@ class RequestLogRow(Base):
     request_text: Mapped[str | None] = mapped_column(Text)
     response_text: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ApprovalRow(Base):
+    """A request to put a model in production, with the evaluation it rests on; approved by a second person."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(String(64), index=True)
+    evaluation_id: Mapped[str] = mapped_column(String(64))  # the report the approver saw
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requester_id: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(DateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime)
