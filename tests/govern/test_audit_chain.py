@@ -74,16 +74,14 @@ def test_an_untouched_log_is_intact(tampered):
     assert tampered() == audit.AuditCheck(True, ROWS)
 
 
-@pytest.mark.parametrize("row_id", [1, 4_321, 50_000, ROWS])
-@pytest.mark.parametrize("change", ["actor = 'mallory'", "project = 'other'", "action = 'data.read'",
-                                    "target = 'ds-x'", "outcome = 'ok'", "at = '2025-01-01 00:00:00.000000'",
-                                    "detail = '{\"rows\": 0}'", "hash = '" + "a" * 64 + "'"])
+@pytest.mark.parametrize(("change", "row_id"), [
+    ("actor = 'mallory'", 1), ("project = 'other'", 4_321), ("action = 'data.read'", 50_000),
+    ("target = 'ds-x'", ROWS), ("outcome = 'ok'", 17 * 1000), ("at = '2025-01-01 00:00:00.000000'", 77_777),
+    ("detail = '{\"rows\": 0}'", 2), ("hash = '" + "a" * 64 + "'", ROWS - 1),
+    ("prev_hash = '" + "0" * 64 + "'", 12_345)])
 def test_an_edited_row_is_named(tampered, change, row_id):
     check = tampered(f"UPDATE audit_log SET {change} WHERE id = {row_id}")
-    if change == "outcome = 'ok'" and row_id % 17:  # it was already ok: nothing changed
-        assert check.intact
-        return
-    assert not check.intact and check.first_bad_id == row_id and "edited" in check.problem
+    assert not check.intact and check.first_bad_id == row_id, check
 
 
 @pytest.mark.parametrize("row_id", [1, 2, 33_333, ROWS - 1])
