@@ -63,8 +63,10 @@ def test_four_eyes_promotion_to_production(team):
     approved = json.loads(team("rita", "models", "approve", "m-good", "--json").stdout)
     assert approved == {"model": "m-good", "stage": "production", "evaluation": "ev-m-good", "requested_by": "erin",
                         "approved_by": "rita"}
-    shown = json.loads(team("rita", "models", "show", "m-good", "--json").stdout)
-    assert shown["stage"] == "production"
+    shown = json.loads(team("rita", "models", "show", "name-m-good@production", "--json").stdout)
+    assert shown["id"] == "m-good" and shown["stage"] == "production"
+    _refused(team("rita", "models", "show", "name-m-good@staging"), "no model 'name-m-good' in stage 'staging'",
+             "its versions are in: production")
     log = json.loads(team("alice", "audit", "list", "--action", "model.", "--json").stdout)["entries"]
     assert [(e["actor"], e["action"], e["outcome"]) for e in log] == [
         ("erin", "model.promote", "ok"), ("erin", "model.promote", "ok"), ("erin", "model.approve", "denied"),

@@ -180,8 +180,20 @@ class Store:
             return list(s.scalars(select(ModelRow.id).where(ModelRow.dataset_id == dataset_id)))
 
     def get_model(self, ref: str) -> dict[str, Any]:
-        """A model by id, id prefix or name (its newest)."""
-        return self._lookup(ModelRow, "model", ref, "train one with `tunelab train CONFIG.yaml`")
+        """A model by id, id prefix or name (its newest), or NAME@STAGE: the newest of that name in that stage, so
+        clients keep one name (`support-bot@production`) while versions change."""
+        name, at, stage = ref.rpartition("@")
+        if not at or not name:
+            return self._lookup(ModelRow, "model", ref, "train one with `tunelab train CONFIG.yaml`")
+        with self.session() as s:
+            row = s.scalars(select(ModelRow).where(ModelRow.name == name, ModelRow.stage == stage)
+                            .order_by(ModelRow.created_at.desc())).first()
+            if row is None:
+                stages = sorted({st or "candidate" for st in s.scalars(select(ModelRow.stage)
+                                                                       .where(ModelRow.name == name))})
+                hint = f"its versions are in: {', '.join(stages)}" if stages else f"no model is named {name!r}"
+                raise NotFoundError(f"no model {name!r} in stage {stage!r}", hint)
+            return _row_dict(row)
 
     def list_models(self) -> list[dict[str, Any]]:
         with self.session() as s:
