@@ -62,8 +62,9 @@ def _span(item: Any, where: str, text: str | None, problems: list[Problem]) -> d
         problems.append(Problem(where, f"start {start} is not before end {end}",
                                 "start < end (end is exclusive: an entity has at least one character)"))
     if len(problems) == before and text is not None and "text" in item and item["text"] != text[start:end]:
-        problems.append(Problem(f"{where}.text", f"{json.dumps(item['text'], default=str)}, but the text at [{start}, "
-                                f"{end}) is {json.dumps(text[start:end])}", "the characters at the offsets (or no text)"))
+        given, held = json.dumps(item["text"], default=str), json.dumps(text[start:end])
+        problems.append(Problem(f"{where}.text", f"{given}, but the text at [{start}, {end}) is {held}",
+                                "the characters at the offsets (or no text)"))
     return {"start": start, "end": end, "label": label} if len(problems) == before else None
 
 
