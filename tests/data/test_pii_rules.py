@@ -214,3 +214,13 @@ def test_both_engines_find_a_plain_name(engine):
 def test_an_unknown_engine_is_an_input_error():
     with pytest.raises(InputError, match="unknown NER engine 'large'"):
         find_pii(["x"], workers=1, ner_engine="large")
+
+
+def test_token_classification_spans_move_with_the_redaction(store, tmp_path):
+    text = "Jonathan Whitmore wants a table in Paris for 4 people, call +44 20 7946 0958"
+    spans = [{"start": 35, "end": 40, "label": "city"}, {"start": 45, "end": 46, "label": "party_size"}]
+    rows = [{"text": text, "spans": spans}]
+    (row,) = _prepared(store, tmp_path, rows)["train"]
+    assert row["text"] == "<PERSON> wants a table in Paris for 4 people, call <PHONE_NUMBER>"
+    assert [(row["text"][s["start"]:s["end"]], s["label"]) for s in row["spans"]] == [("Paris", "city"),
+                                                                                     ("4", "party_size")]
