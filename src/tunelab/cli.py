@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tunelab import cli_govern
+from tunelab import cli_govern, cli_lineage
 from tunelab import data as data_service
 from tunelab.cli_output import JsonFlag, emit
 from tunelab.errors import InputError, TunelabError
@@ -184,6 +184,7 @@ models_app = typer.Typer(help="Trained and base models.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 cli_govern.register_registry(models_app)
+cli_lineage.register(data_app, models_app)
 
 
 @app.command("train")
@@ -208,9 +209,11 @@ def train_command(
     cfg = load_config(TrainConfig, config, set_) if config or set_ else None
     from tunelab.train.recipe import train
 
-    result = train(open_as("train.run", resume or str(config)), cfg, resume=resume)
+    store = open_as("train.run", resume or str(config))
+    result = train(store, cfg, resume=resume)
     if result.get("rank"):  # another process of a --nproc run: rank 0 reports
         return
+    cli_lineage.write_card(store, result.get("model"))
     emit(result, as_json, _run_text(result))
     if result["state"] != "succeeded":
         raise SystemExit(3)
@@ -233,7 +236,9 @@ def tune_command(
     from tunelab.train.config import TrainConfig
     from tunelab.train.tune import tune
 
-    result = tune(open_as("train.run", str(config)), load_config(TrainConfig, config, set_), trials)
+    store = open_as("train.run", str(config))
+    result = tune(store, load_config(TrainConfig, config, set_), trials)
+    cli_lineage.write_card(store, result.get("model"))
     params = ", ".join(f"{k}={v}" for k, v in result["best_params"].items())
     emit(result, as_json, f"study {result['study']}: {result['trials']} trial(s), {result['pruned']} pruned\n"
                           f"  best: trial {result['best_trial']}, validation loss {result['best_value']:.4f} "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from scan import files_containing, rows_containing
 from tunelab.data import delete, import_data, prepare
 from tunelab.data.prep_config import PrepConfig
 from tunelab.errors import ConflictError
@@ -23,17 +24,6 @@ ROWS = [
 ]
 
 
-def _files_containing(root: Path, needles: list[str]) -> dict[str, list[str]]:
-    found = {}
-    for path in root.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            hits = [n for n in needles if n.encode() in data]
-            if hits:
-                found[str(path.relative_to(root))] = hits
-    return found
-
-
 @pytest.fixture
 def raw_and_prepared(store, tmp_path):
     source = tmp_path / "tickets.jsonl"
@@ -46,9 +36,9 @@ def raw_and_prepared(store, tmp_path):
 
 def test_the_prepared_version_holds_no_original_values(store, raw_and_prepared):
     raw, prepared = raw_and_prepared
-    assert _files_containing(Path(prepared.path), SECRETS) == {}
-    assert _files_containing(Path(prepared.path), ["cust-001"]) == {}, "group ids are pseudonymised"
-    assert _files_containing(Path(raw.path), SECRETS), "the raw version keeps the originals until deleted"
+    assert files_containing(Path(prepared.path), SECRETS) == {}
+    assert files_containing(Path(prepared.path), ["cust-001"]) == {}, "group ids are pseudonymised"
+    assert files_containing(Path(raw.path), SECRETS), "the raw version keeps the originals until deleted"
     step = next(s for s in prepared.steps if s["name"] == "pii")
     assert {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "PERSON"} <= set(step["entities"])
     assert step["rows_with_pii"] >= 4
@@ -58,7 +48,8 @@ def test_the_prepared_version_holds_no_original_values(store, raw_and_prepared):
 def test_deleting_the_raw_version_leaves_no_copy_in_the_workspace(store, raw_and_prepared):
     raw, prepared = raw_and_prepared
     delete(store, raw.id)
-    assert _files_containing(store.workspace.home, SECRETS) == {}
+    assert files_containing(store.workspace.home, SECRETS) == {}
+    assert rows_containing(store.engine, SECRETS) == {}, "every table of the database"
     assert store.find_dataset(raw.id) is None and store.find_dataset(prepared.id) is not None
     assert store.audit_log(1)[0]["action"] == "data.delete"
 

@@ -238,6 +238,11 @@ def _save(store: Store, result: dict[str, Any], data: EvalSet) -> dict[str, Any]
         {"model_key": c["key"], "model_id": c["model_id"], "role": c["role"], "metrics": _headline(result, c["key"])}
         for c in result["contenders"]])
     store.audit("eval.run", result["tuned"], {"evaluation": result["evaluation"], "dataset": result["dataset"]})
+    tuned = next(c["model_id"] for c in result["contenders"] if c["role"] == "tuned")
+    if tuned:  # a registered model's card shows its newest results
+        from tunelab.govern import cards
+
+        cards.refresh(store, tuned)
     return {"evaluation": result["evaluation"], "report": str(report), "json": str(folder / "eval.json"),
             "models": {c["key"]: _headline(result, c["key"]) for c in result["contenders"]},
             "gate": result["gate"], "flags": flags(result)}

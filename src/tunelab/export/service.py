@@ -16,6 +16,7 @@ from typing import Any
 
 from tunelab.errors import InputError
 from tunelab.export.gguf import GGUF_TYPES, check_architecture, read_config, unsupported_architecture, write_gguf
+from tunelab.govern import cards
 from tunelab.store import Store
 from tunelab.train.merge import merge_adapter
 from tunelab.train.service import merge_model
@@ -41,6 +42,7 @@ def export_model(store: Store, ref: str, fmt: str, out: Path | None = None, gguf
         _export_merged(store, model, target)
     else:
         _export_gguf(model, target, gguf_type)
+    cards.write(store, model, target)  # the model card travels with the weights
     files = _files(target)
     (target / MARKER).write_text(json.dumps({"model": model["id"], "format": fmt, "files": files,
                                              "gguf_type": gguf_type if fmt == "gguf" else None}, indent=2) + "\n")

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import ConflictError, InputError, PermissionDeniedError
+from tunelab.govern import cards
 from tunelab.store import Store
 from tunelab.store import approvals as table
 
-STAGES = ("candidate", "staging", "production", "retired")
-_FROM = {"staging": ("candidate",), "production": ("staging",), "retired": ("candidate", "staging", "production")}
+STAGES = ("candidate", "staging", "production", "retired", "quarantined")  # quarantined: only an erasure sets it
+_FROM = {"staging": ("candidate",), "production": ("staging",),
+         "retired": ("candidate", "staging", "production", "quarantined")}
 
 
 def passing_evaluation(store: Store, model: dict[str, Any]) -> str:
@@ -50,6 +52,7 @@ def promote(store: Store, ref: str, to: str) -> dict[str, Any]:
     if to != "production":
         table.set_stage(store, model["id"], to)
         store.audit("model.promote", model["id"], {"from": stage, "to": to})
+        cards.refresh(store, model["id"])
         return {"model": model["id"], "stage": to, "pending": False}
     evaluation = passing_evaluation(store, model)
     table.add_request(store, model["id"], evaluation, store.principal.name, store.principal.id)
@@ -75,6 +78,7 @@ def approve(store: Store, ref: str) -> dict[str, Any]:
     table.approve(store, request["id"], store.principal.name)
     table.set_stage(store, model["id"], "production")
     store.audit("model.approve", model["id"], {"evaluation": evaluation, "requested_by": request["requested_by"]})
+    cards.refresh(store, model["id"])
     return {"model": model["id"], "stage": "production", "evaluation": evaluation,
             "requested_by": request["requested_by"], "approved_by": store.principal.name}
 
@@ -82,6 +86,10 @@ def approve(store: Store, ref: str) -> dict[str, Any]:
 def check_servable(store: Store, model: dict[str, Any], allow_unapproved: bool) -> None:
     """Refuse a registered model that is not in production, unless allowed; an allowed one is audited."""
     stage = model["stage"] or "candidate"
+    if stage == "quarantined":  # no flag serves it: the data it learned from was erased
+        raise ConflictError(f"model {model['id']} is quarantined: data it was trained on was erased, so it is never "
+                            "served", f"train it again on the new data (`tunelab models card {model['id']}` names "
+                            "the erasure report); --allow-unapproved does not apply")
     if stage == "production":
         return
     if not allow_unapproved:

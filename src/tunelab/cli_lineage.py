@@ -1,0 +1,95 @@
+"""`tunelab data erase` and `tunelab models card`: parse, resolve who acts (`open_as`), call `tunelab.govern`, print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tunelab.cli_output import JsonFlag, emit
+from tunelab.errors import InputError
+from tunelab.govern.access import open_as
+
+if TYPE_CHECKING:
+    from tunelab.govern.erasure import ErasureResult
+    from tunelab.store import Store
+
+
+def data_erase(
+    where: Annotated[list[str] | None, typer.Option("--where", help="FIELD=VALUE: rows whose column FIELD holds "
+                                                    "VALUE (repeatable).")] = None,
+    text: Annotated[list[str] | None, typer.Option("--text", help="Rows any of whose text contains VALUE "
+                                                   "(repeatable; exact, case-sensitive).")] = None,
+    values_file: Annotated[Path | None, typer.Option("--values-file", help="A file of values, one per line: text "
+                                                     "values, or with --field values of that column.")] = None,
+    field: Annotated[str | None, typer.Option("--field", help="With --values-file: the column the values are "
+                                              "of.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say which versions and models it would "
+                                          "touch.")] = False,
+    retrain: Annotated[bool, typer.Option("--retrain", help="Write a train.yaml per quarantined model (on the new "
+                                          "data) and print the `tunelab train` commands.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Erase a data subject's rows from every dataset version that holds them, raw and derived, and quarantine the
+    models trained on them.
+
+    Example: tunelab data erase --where customer_id=cust-0042 --retrain --yes
+    """
+    from tunelab.govern import erasure, matching
+
+    criteria = matching.parse(where or [], text or [], values_file, field)
+    store = open_as("data.delete", "erasure")
+    plan = erasure.erase(store, criteria, dry_run=True)  # a bad request fails here, before any question
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            raise InputError("an erasure deletes dataset versions and quarantines models: it needs confirmation",
+                             "pass --yes (or --dry-run to see what it would do)")
+        typer.confirm(f"erase {plan.matched_rows:,} row(s), replacing {len(plan.versions)} dataset version(s), and "
+                      f"quarantine {len(plan.models)} model(s)?", abort=True)
+    result = plan if dry_run else erasure.erase(store, criteria, retrain=retrain)
+    emit(result.model_dump(mode="json"), as_json, _erasure_text(result))
+
+
+def _erasure_text(result: ErasureResult) -> str:
+    verb = "would replace" if result.dry_run else "replaced"
+    lines = [f"erasure {result.erasure}: {result.matched_rows:,} matching row(s); {verb} {len(result.versions)} "
+             "version(s)"]
+    lines += [f"  {c.old} {c.name}: {c.rows_before:,} -> {c.rows_after:,} rows ({c.how})"
+              + (f" -> {c.new}" if c.new else "") for c in result.versions]
+    if result.models:
+        lines.append(("would quarantine" if result.dry_run else "quarantined") + " (retrain them):")
+        lines += [f"  {m.model} {m.name}: trained on {m.old_dataset}"
+                  + (f"; now {m.new_dataset}" if m.new_dataset else "; no rows left to train on")
+                  + (f"\n    {m.command}" if m.command else "") for m in result.models]
+    if not result.dry_run:
+        lines.append(f"request-log rows removed: {result.requests_removed}; report: {result.report}")
+        lines.append(f"receipt salt (not stored; with the values it reproduces the audited digest): "
+                     f"{result.receipt_salt}")
+    return "\n".join(lines)
+
+
+def models_card(model: Annotated[str, typer.Argument(help="Model id, name or NAME@STAGE.")]) -> None:
+    """Print a model's card: the Hugging Face README.md its folder and exports carry.
+
+    Example: tunelab models card m-1a2b3c4d5e > README.md
+    """
+    from tunelab.govern import cards
+
+    sys.stdout.write(cards.render(open_as("model.read", model), model))
+
+
+def write_card(store: Store, model_id: str | None) -> None:
+    """The card of a model `tunelab train` or `tune` just registered (the recipe itself does not write one yet)."""
+    if model_id:
+        from tunelab.govern import cards
+
+        cards.refresh(store, model_id)
+
+
+def register(data_app: typer.Typer, models_app: typer.Typer) -> None:
+    """Add `data erase` and `models card` to their groups."""
+    data_app.command("erase")(data_erase)
+    models_app.command("card")(models_card)

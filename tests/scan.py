@@ -1,0 +1,35 @@
+"""Where erased or deleted values could still hide: every file under a folder (database, WAL, free pages included)
+and every row of every table of a database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Engine
+
+
+def files_containing(root: Path, needles: list[str]) -> dict[str, list[str]]:
+    """File (relative to root) -> the needles its bytes contain, as UTF-8 or as JSON escapes them."""
+    found = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            hits = [n for n in needles if n.encode() in data or json.dumps(n)[1:-1].encode() in data]
+            if hits:
+                found[str(path.relative_to(root))] = hits
+    return found
+
+
+def rows_containing(engine: Engine, needles: list[str]) -> dict[str, int]:
+    """Table -> how many of its rows hold a needle in any column (read back as text), over every table."""
+    found = {}
+    with engine.connect() as conn:
+        for table in inspect(conn).get_table_names():
+            rows = conn.execute(text(f'SELECT * FROM "{table}"')).all()
+            hits = sum(1 for row in rows if any(n in json.dumps([str(v) for v in row], ensure_ascii=False)
+                                                or n in " ".join(str(v) for v in row) for n in needles))
+            if hits:
+                found[table] = hits
+    return found
