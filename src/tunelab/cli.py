@@ -27,6 +27,16 @@ app.add_typer(data_app, name="data")
 
 cli_govern.register(app)
 
+
+@app.callback()
+def _options(project: Annotated[str | None, typer.Option(
+        "--project", envvar="TUNELAB_PROJECT", help="The project (tenant) to act in: its datasets, runs, models and "
+        "keys only (default: the API key's project, else `default`).")] = None) -> None:
+    """tunelab: from raw business text to a fine-tuned, evaluated and served model."""
+    from tunelab.govern.access import choose_project
+
+    choose_project(project)
+
 DatasetArg = Annotated[str, typer.Argument(help="Dataset id, id prefix or name.")]
 
 
@@ -470,8 +480,8 @@ def _key_text(key: Any) -> str:
     models = ", ".join(key.models) if key.models is not None else "every model"
     expires = key.expires_at.isoformat(timespec="minutes") + " UTC" if key.expires_at else "never"
     rate = f"{key.rate_limit}/min" if key.rate_limit else "unlimited"
-    return (f"{key.id}  {key.name:<24} {key.state():<8} models: {models}; expires: {expires}; rate: {rate}"
-            + ("; admin" if key.admin else ""))
+    return (f"{key.id}  {key.name:<24} {key.state():<8} models: {models}; expires: {expires}; rate: {rate}; "
+            f"scopes: {', '.join(key.scopes)}")
 
 
 @keys_app.command("create")
@@ -483,7 +493,10 @@ def keys_create(
                                                 "(default: never).")] = None,
     rate_limit: Annotated[int | None, typer.Option("--rate-limit", help="Requests per minute (default: "
                                                    "unlimited).")] = None,
-    admin: Annotated[bool, typer.Option("--admin", help="May load and unload models on a running server.")] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="Same as --scope manage.")] = False,
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="inference (call models) or manage (load and "
+                                                    "unload them, CLI login of --user), repeatable (default: "
+                                                    "inference; with --user: both).")] = None,
     user: Annotated[str | None, typer.Option("--user", help="Also a CLI credential of this user or service "
                                              "account (TUNELAB_API_KEY); another user's needs users.manage.")]
     = None,
@@ -498,11 +511,11 @@ def keys_create(
 
     store = open_as("keys.create", name)
     key, plaintext = create_key(store, name, models=models, expires=expires, rate_limit=rate_limit, admin=admin,
-                                user_id=key_owner(store, user) if user else None)
+                                user_id=key_owner(store, user) if user else None, scopes=scope)
     notice = "This key cannot be shown again: store it now."
     result = {"key": plaintext, "id": key.id, "name": key.name, "models": key.models,
               "expires_at": key.expires_at.isoformat() if key.expires_at else None, "rate_limit": key.rate_limit,
-              "admin": key.admin}
+              "admin": key.admin, "scopes": list(key.scopes), "project": key.project}
     if as_json:
         say(notice)
     emit(result, as_json, f"{_key_text(key)}\n\n  {plaintext}\n\n{notice}")
@@ -576,6 +589,10 @@ def serve_command(
                                            "full.")] = "none",
     allow_unapproved: Annotated[bool, typer.Option("--allow-unapproved", help="Also serve registered models not "
                                                    "approved for production (audited).")] = False,
+    trusted_proxy_header: Annotated[str | None, typer.Option("--trusted-proxy-header", help="A header naming the "
+                                    "user a trusted proxy logged in (e.g. X-Forwarded-User).")] = None,
+    trusted_proxy: Annotated[list[str] | None, typer.Option("--trusted-proxy", help="Address or network of a proxy "
+                             "whose user header is believed (repeatable).")] = None,
 ) -> None:
     """Serve models over an OpenAI-compatible API: chat, completions, embeddings, classifications, entities.
 
@@ -588,7 +605,9 @@ def serve_command(
     settings = parse_config(ServeSettings, {"models": model or [], "host": host, "port": port,
                                             "max_batch": max_batch, "max_queue": max_queue,
                                             "max_tokens_cap": max_tokens_cap, "max_body_bytes": max_body_bytes,
-                                            "log_texts": log_texts, "allow_unapproved": allow_unapproved},
+                                            "log_texts": log_texts, "allow_unapproved": allow_unapproved,
+                                            "trusted_proxy_header": trusted_proxy_header,
+                                            "trusted_proxies": trusted_proxy or []},
                             "tunelab serve")
     serve(open_as("model.serve", ",".join(model or [])), settings)
 

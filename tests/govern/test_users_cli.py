@@ -1,9 +1,13 @@
-"""Users, projects and grants through the real CLI: who you are, what you may do, and what the audit log keeps."""
+"""Users, projects and grants through the real CLI (in this process; one subprocess smoke test): who you are, what
+you may do, and what the audit log keeps."""
 
 from __future__ import annotations
 
 import getpass
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -25,7 +29,8 @@ def login(monkeypatch):
 
 
 @pytest.fixture
-def workspace_with_users(cli, login):
+def workspace_with_users(tunelab, login):
+    cli = tunelab
     assert cli("init", "--admin", ALICE[0], "--password-stdin", input=ALICE[1] + "\n").returncode == 0
     login(ALICE)
     assert cli("users", "add", BOB[0], "--password-stdin", input=BOB[1] + "\n").returncode == 0
@@ -45,7 +50,20 @@ def _audit(cli, *args):
     return json.loads(listed.stdout)["entries"]
 
 
-def test_a_workspace_without_users_acts_as_the_local_admin(cli):
+def test_the_real_command_in_a_subprocess_logs_in_and_refuses_as_in_process(workspace_with_users, login):
+    """The one subprocess of this file: the installed entry point agrees with the in-process runner."""
+    login(BOB, project="support")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "tunelab.cli", *args], capture_output=True, text=True,
+                              env=dict(os.environ), timeout=300)
+
+    assert run("data", "list").returncode == 0
+    _refused(run("users", "add", "eve", "--service"), "bob may not users.manage", "it needs admin")
+
+
+def test_a_workspace_without_users_acts_as_the_local_admin(tunelab):
+    cli = tunelab
     assert cli("data", "list").returncode == 0
     assert cli("projects", "create", "support").returncode == 0
     assert _audit(cli, "--action", "projects.create")[0]["actor"] == getpass.getuser()
@@ -106,11 +124,21 @@ def test_a_users_api_key_logs_in_and_an_inference_key_does_not(workspace_with_us
     cli = workspace_with_users
     assert cli("users", "add", "ci-bot", "--service").returncode == 0
     assert cli("grants", "add", "ci-bot", "support", "viewer").returncode == 0
-    bot_key = json.loads(cli("keys", "create", "--name", "ci", "--user", "ci-bot", "--json").stdout)["key"]
+    assert cli("grants", "add", "ci-bot", "default", "viewer").returncode == 0
+    made = cli("--project", "support", "keys", "create", "--name", "ci", "--user", "ci-bot", "--json")
+    assert json.loads(made.stdout)["scopes"] == ["inference", "manage"] and json.loads(made.stdout)["project"] == \
+        "support"
+    bot_key = json.loads(made.stdout)["key"]
     plain_key = json.loads(cli("keys", "create", "--name", "app", "--json").stdout)["key"]
-    login(key=bot_key, project="support")
+    narrow_key = json.loads(cli("keys", "create", "--name", "ci-read", "--user", "ci-bot", "--scope", "inference",
+                                "--json").stdout)["key"]
+    login(key=bot_key)  # the key's own project by default
     assert cli("models", "list").returncode == 0
     _refused(cli("keys", "create", "--name", "more"), "ci-bot may not keys.create", "ci-bot is viewer")
+    login(key=bot_key, project="default")  # a key acts in its project only, whatever its user may do elsewhere
+    _refused(cli("models", "list"), "ci-bot may not model.read", "ci-bot has no role in project 'default'")
+    login(key=narrow_key)
+    _refused(cli("models", "list"), "has only the inference scope", "--scope manage")
     login(key=plain_key)
     _refused(cli("models", "list"), "belongs to no user", "--user USER")
     login(BOB, project="support")

@@ -199,8 +199,9 @@ def test_cli_create_list_revoke_round_trip(cli, store):
                   "--expires", "30d", "--rate-limit", "60", "--json")
     assert created.returncode == 0, created.stderr
     result = json.loads(created.stdout)
-    assert set(result) == {"key", "id", "name", "models", "expires_at", "rate_limit", "admin"}
+    assert set(result) == {"key", "id", "name", "models", "expires_at", "rate_limit", "admin", "scopes", "project"}
     assert result["models"] == ["support-v2", "triage"] and result["rate_limit"] == 60 and not result["admin"]
+    assert (result["scopes"], result["project"]) == (["inference"], "default")
     assert "cannot be shown again" in created.stderr
     assert authenticate(store, f"Bearer {result['key']}").id == result["id"]
 

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from tunelab.errors import InputError
 from tunelab.records import DatasetVersion
 from tunelab.store import Store
+from tunelab.store.store import DEFAULT_PROJECT
 
 SPLITS = ("train", "validation", "test")
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
@@ -47,8 +48,13 @@ class VersionWriter:
 
     def commit(self, *, name: str, kind: str, tables: dict[str, pa.Table], parent_id: str | None = None,
                identity: dict[str, Any] | None = None, **fields: Any) -> DatasetVersion:
-        """Write the splits, hash them with what made them (`identity`), register and return the version."""
-        digest = hashlib.sha256(json.dumps({"kind": kind, "parent": parent_id, **(identity or {})},
+        """Write the splits, hash them with what made them (`identity`), register and return the version.
+
+        Outside the default project the project is part of the hash: the same file imported by two tenants makes two
+        versions, each invisible to the other (and the default project's ids stay what they always were).
+        """
+        tenant = {} if self.store.project == DEFAULT_PROJECT else {"project": self.store.project}
+        digest = hashlib.sha256(json.dumps({"kind": kind, "parent": parent_id, **(identity or {}), **tenant},
                                            sort_keys=True, default=str).encode())
         for split in sorted(tables):
             path = self.tmp / f"{split}.parquet"

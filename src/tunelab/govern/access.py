@@ -2,8 +2,9 @@
 
 While the workspace has no users, the OS user is the local admin (today's single-user commands keep working without
 a login). Once `tunelab init` made the first admin, the caller names themselves with TUNELAB_USER and
-TUNELAB_PASSWORD, or TUNELAB_API_KEY (a key created with `--user`). TUNELAB_PROJECT picks the project (default
-`default`). A failed login and a refused action are both written to the audit log with outcome `denied`.
+TUNELAB_PASSWORD, or TUNELAB_API_KEY (a key created with `--user`, with the `manage` scope). `tunelab --project NAME`
+or TUNELAB_PROJECT picks the project (default `default`); the store then sees that project's objects only. A failed
+login and a refused action are both written to the audit log with outcome `denied`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 
 from tunelab.errors import AuthError, NotFoundError, PermissionDeniedError
 from tunelab.govern import users
+from tunelab.govern.credentials import login_with_key
 from tunelab.govern.policy import POLICY, authorize
 from tunelab.govern.principal import DEFAULT_PROJECT, LOCAL_ADMIN, WORKSPACE, Principal
 from tunelab.store import Store, open_store
@@ -24,36 +26,48 @@ def resolve(store: Store, env: Mapping[str, str]) -> Principal:
     if not table.count_users(store):
         return LOCAL_ADMIN
     if env.get("TUNELAB_API_KEY"):
-        return users.login_with_key(store, env["TUNELAB_API_KEY"])
+        return login_with_key(store, env["TUNELAB_API_KEY"])
     if not env.get("TUNELAB_USER"):
         raise AuthError("this workspace has users: say who you are",
                         "set TUNELAB_USER and TUNELAB_PASSWORD, or TUNELAB_API_KEY")
     return users.login(store, env["TUNELAB_USER"], env.get("TUNELAB_PASSWORD"))
 
 
-def _project(store: Store, project: str) -> str:
+_chosen: dict[str, str | None] = {"project": None}
+
+
+def choose_project(project: str | None) -> None:
+    """The project `tunelab --project NAME` named for this command (None: TUNELAB_PROJECT, else `default`)."""
+    _chosen["project"] = project
+
+
+def _project(store: Store, principal: Principal, project: str) -> str:
+    """The project, if it exists. Only a workspace-wide principal learns that a project does not exist: anyone else
+    is refused in a missing project exactly as in a project they hold no role in, so names do not leak."""
     known = users.list_projects(store)
-    if project != WORKSPACE and project not in known:
-        raise NotFoundError(f"no project {project!r} (TUNELAB_PROJECT)", f"projects: {', '.join(known)}")
-    return project
+    if project == WORKSPACE or project in known or principal.role_in(WORKSPACE) is None:
+        return project
+    raise NotFoundError(f"no project {project!r} (--project / TUNELAB_PROJECT)", f"projects: {', '.join(known)}")
 
 
 def open_as(action: str, target: str = "-", project: str | None = None,
             env: Mapping[str, str] | None = None) -> Store:
     """A store acting for the caller, who may do `action`; its audit rows name them and the project.
 
-    `project` is where the action is judged (a grant's own project); by default TUNELAB_PROJECT or `default`.
+    `project` is where the action is judged (a grant's own project); by default `--project`, TUNELAB_PROJECT, the
+    project of the API key logged in with, or `default`.
     """
     env = os.environ if env is None else env
     store = open_store()
     claimed = env.get("TUNELAB_USER") or ("api-key" if env.get("TUNELAB_API_KEY") else "anonymous")
-    store.act_as(claimed, project or env.get("TUNELAB_PROJECT") or DEFAULT_PROJECT)
+    named = project or _chosen["project"] or env.get("TUNELAB_PROJECT")
+    store.act_as(claimed, named or DEFAULT_PROJECT)
     try:
         principal = resolve(store, env)
     except AuthError:
         store.audit("auth.login", claimed, {"for": action}, outcome="denied")
         raise
-    store.act_as(principal.name, _project(store, project or store.project))
+    store.act_as(principal.name, _project(store, principal, named or principal.project or DEFAULT_PROJECT))
     store.principal = principal
     check(store, action, target)
     return store

@@ -4,6 +4,10 @@ A key reads `tl-<id>.<secret>`: the id (10 hex characters) is public and names t
 trail; the secret (`secrets.token_urlsafe(32)`, 256 random bits) is shown once and stored only as
 HMAC-SHA256(salt, secret) with a random 16-byte salt per key.
 
+A key belongs to the project it was made in and carries scopes: `inference` (call the served models: /v1 chat,
+completions, embeddings, classifications, entities, models, /metrics) and `manage` (load and unload models on a running
+server, and log a key's user in to the CLI). Who the key acts as is `tunelab.govern.credentials`' business.
+
 A fast hash is the right tool here, unlike for passwords: a slow hash (bcrypt, scrypt) protects guessable secrets
 from brute force, but nobody can enumerate 2**256 random secrets however fast the hash is, and the server verifies
 the key on every request, where a slow hash would cost tens of milliseconds each time.
@@ -30,6 +34,7 @@ _KEY = re.compile(r"tl-([0-9a-f]{10})\.([A-Za-z0-9_-]{43})")
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per key
+SCOPES = ("inference", "manage")
 
 
 def _now() -> datetime:
@@ -49,7 +54,9 @@ class ApiKey:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
-    user_id: str | None = None  # the user whose CLI credential this is; None: an inference key
+    user_id: str | None = None  # the user the key acts as; None: a key of its project alone
+    scopes: tuple[str, ...] = ("inference",)
+    project: str = "default"
 
     def allows(self, model: str) -> bool:
         """A key limited to some models may call only those (the server answers 404 for the others)."""
@@ -66,14 +73,16 @@ class ApiKey:
     def to_json(self) -> dict[str, Any]:
         times = ("created_at", "expires_at", "revoked_at", "last_used_at")
         return {"id": self.id, "name": self.name, "models": self.models, "rate_limit": self.rate_limit,
-                "admin": self.admin, "state": self.state(),
+                "admin": self.admin, "scopes": list(self.scopes), "project": self.project, "state": self.state(),
                 **{t: getattr(self, t).isoformat() if getattr(self, t) else None for t in times}}
 
 
 def _from_row(row: dict[str, Any]) -> ApiKey:
+    scopes = tuple(row.get("scopes") or ("inference",))
     return ApiKey(id=row["id"], name=row["name"], models=row["models"], rate_limit=row["rate_limit"],
-                  admin=bool(row["admin"]), created_at=row["created_at"], expires_at=row["expires_at"],
-                  revoked_at=row["revoked_at"], last_used_at=row["last_used_at"], user_id=row.get("user_id"))
+                  admin="manage" in scopes, created_at=row["created_at"], expires_at=row["expires_at"],
+                  revoked_at=row["revoked_at"], last_used_at=row["last_used_at"], user_id=row.get("user_id"),
+                  scopes=scopes, project=row.get("project_id") or "default")
 
 
 def _digest(salt: bytes, secret: str) -> str:
@@ -105,6 +114,19 @@ def parse_expires(value: str, now: datetime | None = None) -> datetime:
     return when
 
 
+def _scopes(scopes: list[str] | None, admin: bool, user_id: str | None) -> tuple[str, ...]:
+    """The scopes asked for; by default `inference`, plus `manage` for `--admin` and for a user's key (its CLI
+    login)."""
+    if scopes is None:
+        scopes = ["inference", "manage"] if admin or user_id else ["inference"]
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise InputError(f"unknown --scope {', '.join(unknown)}", f"scopes: {', '.join(SCOPES)}")
+    if not scopes:
+        raise InputError("a key needs at least one scope", f"scopes: {', '.join(SCOPES)}")
+    return tuple(s for s in SCOPES if s in scopes or (admin and s == "manage"))
+
+
 def _check_options(name: str, models: list[str] | None, rate_limit: int | None) -> None:
     if not name.strip():
         raise InputError("a key needs a name", "e.g. --name support-bot")
@@ -116,24 +138,28 @@ def _check_options(name: str, models: list[str] | None, rate_limit: int | None) 
 
 
 def create_key(store: Store, name: str, models: list[str] | None = None, expires: str | None = None,
-               rate_limit: int | None = None, admin: bool = False, user_id: str | None = None) -> tuple[ApiKey, str]:
-    """Make a key; returns it and its plaintext `tl-<id>.<secret>`, which exists nowhere else afterwards.
+               rate_limit: int | None = None, admin: bool = False, user_id: str | None = None,
+               scopes: list[str] | None = None) -> tuple[ApiKey, str]:
+    """Make a key of the store's project; returns it and its plaintext `tl-<id>.<secret>`, which exists nowhere
+    else afterwards.
 
-    With `user_id` the key is also that user's credential for the CLI (TUNELAB_API_KEY).
+    With `user_id` the key acts as that user (in its project only), also in the CLI (TUNELAB_API_KEY) when it has
+    the `manage` scope. `admin` is the older spelling of the `manage` scope.
     """
     _check_options(name, models, rate_limit)
+    granted = _scopes(scopes, admin, user_id)
     expires_at = parse_expires(expires) if expires else None
     key_id, secret, salt = secrets.token_hex(5), secrets.token_urlsafe(32), secrets.token_bytes(16)
     while store.find_api_key(key_id) is not None:  # one in a trillion, but an id must name one key
         key_id = secrets.token_hex(5)
     allowed = sorted({m.strip() for m in models if m.strip()}) if models is not None else None
-    key = ApiKey(id=key_id, name=name.strip(), models=allowed,
-                 rate_limit=rate_limit, admin=admin, created_at=_now(), expires_at=expires_at, user_id=user_id)
+    key = ApiKey(id=key_id, name=name.strip(), models=allowed, rate_limit=rate_limit, admin="manage" in granted,
+                 created_at=_now(), expires_at=expires_at, user_id=user_id, scopes=granted, project=store.project)
     store.add_api_key(id=key.id, name=key.name, salt=salt.hex(), hash=_digest(salt, secret), models=key.models,
                       rate_limit=key.rate_limit, admin=key.admin, created_at=key.created_at, expires_at=expires_at,
-                      user_id=user_id)
+                      user_id=user_id, scopes=list(granted), project_id=store.project)
     store.audit("keys.create", key.id, {"name": key.name, "models": key.models, "rate_limit": rate_limit,
-                                        "admin": admin, "user_id": user_id,
+                                        "scopes": list(granted), "user_id": user_id,
                                         "expires_at": expires_at.isoformat() if expires_at else None})
     return key, f"{PREFIX}{key_id}.{secret}"
 
@@ -150,7 +176,7 @@ def revoke_key(store: Store, key_id: str) -> ApiKey:
     """
     ref = key_id.strip().removeprefix(PREFIX).partition(".")[0]  # a pasted full key works; its secret is ignored
     row = store.find_api_key(ref)
-    if row is None:
+    if row is None or row["project_id"] != store.project:  # another project's key is not there to revoke
         recent = [k.id for k in reversed(list_keys(store))][:5]
         raise NotFoundError(f"no API key {ref!r}", f"recent keys: {', '.join(recent)}" if recent
                             else "create one with `tunelab keys create --name NAME`")

@@ -17,26 +17,28 @@ __all__ = ["DEFAULT_PROJECT", "LOCAL_ADMIN", "WORKSPACE", "Principal", "local_ad
 
 WORKSPACE = "*"  # the grant scope of workspace-wide roles: users, projects, the audit log, every project
 
-Kind = Literal["user", "service", "local"]
+Kind = Literal["user", "service", "local", "key"]
 
 
 @dataclass(frozen=True)
 class Principal:
-    """An identity and its roles: `grants` maps a project (or WORKSPACE) to one role."""
+    """An identity and its roles: `grants` maps a project (or WORKSPACE) to one role. `project` is the one project a
+    credential is bound to (an API key's), the default project of what it does; None for a password login."""
 
     id: str
     name: str
     kind: Kind
     grants: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    project: str | None = None
 
     def role_in(self, project: str) -> str | None:
         """The role that applies in `project`: the project's own grant, else a workspace-wide one."""
         return self.grants.get(project) or self.grants.get(WORKSPACE)
 
 
-def make_principal(id: str, name: str, kind: Kind, grants: dict[str, str]) -> Principal:
+def make_principal(id: str, name: str, kind: Kind, grants: dict[str, str], project: str | None = None) -> Principal:
     """A principal whose grants cannot be changed after the fact (a read-only view of a copy)."""
-    return Principal(id=id, name=name, kind=kind, grants=MappingProxyType(dict(grants)))
+    return Principal(id=id, name=name, kind=kind, grants=MappingProxyType(dict(grants)), project=project)
 
 
 def local_admin() -> Principal:

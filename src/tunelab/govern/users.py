@@ -153,22 +153,11 @@ def login(store: Store, name: str, password: str | None) -> Principal:
         _hasher.verify(user["password_hash"], password or "")
     except (VerificationError, InvalidHashError):
         raise wrong from None
-    return _active(store, user)
+    return active(store, user)
 
 
-def login_with_key(store: Store, token: str) -> Principal:
-    """The principal owning an API key (created with `tunelab keys create --user`); inference keys own none."""
-    from tunelab.govern.keys import authenticate
-
-    key = authenticate(store, f"Bearer {token.strip()}")
-    user = table.find_user_by_id(store, key.user_id) if key.user_id else None
-    if user is None:
-        raise AuthError(f"API key tl-{key.id} belongs to no user: it is for `tunelab serve` only",
-                        "create a user's key with `tunelab keys create --name NAME --user USER`")
-    return _active(store, user)
-
-
-def _active(store: Store, user: dict[str, Any]) -> Principal:
+def active(store: Store, user: dict[str, Any]) -> Principal:
+    """The principal of a user who may log in now: a disabled user is refused whatever the credential."""
     if user["disabled_at"] is not None:
         raise AuthError(f"user {user['name']!r} is disabled", "ask an admin")
     return principal_of(store, user)

@@ -13,10 +13,10 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.responses import Response
 
-from tunelab.govern.keys import ApiKey, RateLimiter
+from tunelab.govern.keys import RateLimiter
 from tunelab.models import quiet_transformers
 from tunelab.progress import say
-from tunelab.serve.auth import api_key
+from tunelab.serve.auth import Caller, inference
 from tunelab.serve.chat.router import router as chat_router
 from tunelab.serve.classifications.router import router as classifications_router
 from tunelab.serve.completions.router import router as completions_router
@@ -43,7 +43,7 @@ async def health(request: Request) -> dict[str, object]:
 
 
 @system_router.get("/metrics", response_class=Response, responses=error_responses())
-async def metrics(request: Request, _key: ApiKey = Depends(api_key)) -> Response:
+async def metrics(request: Request, _caller: Caller = Depends(inference)) -> Response:
     """Prometheus text: requests by endpoint, model and status, latency, tokens, errors, batch sizes."""
     return Response(get_server(request).metrics.render(), media_type=CONTENT_TYPE)
 

@@ -11,8 +11,7 @@ import numpy as np
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from tunelab.govern.keys import ApiKey
-from tunelab.serve.auth import model_for
+from tunelab.serve.auth import Caller, model_for
 from tunelab.serve.middleware import RequestRecord, record_of
 from tunelab.serve.protocol import texts_of
 from tunelab.serve.registry import Served
@@ -33,11 +32,11 @@ async def run_encoder(entry: Served, texts: list[str],
     return await run_in_threadpool(run)
 
 
-async def run_request(request: Request, key: ApiKey, model: str, inputs: str | list[str], task: str,
+async def run_request(request: Request, caller: Caller, model: str, inputs: str | list[str], task: str,
                       predict: Callable[..., Any]) -> tuple[Served, Any, int, RequestRecord]:
     """What every encoder endpoint does first: the model the key may use for `task`, `predict` over the input
     texts, and the input tokens, with the texts and tokens noted in the request's record."""
-    entry = model_for(request, key, model, task)
+    entry = model_for(request, caller, model, task)
     texts = texts_of(inputs)
     record = record_of(request)
     record.request_text = "\n".join(texts)

@@ -25,6 +25,8 @@ class RequestRecord:
 
     status: int = 500  # until a response starts: an exception that escaped every handler
     key_id: str | None = None
+    actor: str | None = None  # the caller's principal
+    project: str | None = None  # the caller's project (None: refused before it was known)
     model: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -73,7 +75,7 @@ class RecordRequests:
         if scope["path"].startswith("/v1/"):
             self.request_log.log(record.key_id, record.model, endpoint, record.status, seconds * 1000,
                                  record.prompt_tokens, record.completion_tokens, record.request_text,
-                                 record.response_text, record.error)
+                                 record.response_text, record.error, actor=record.actor, project=record.project)
 
 
 class LimitBody:

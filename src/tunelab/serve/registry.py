@@ -46,6 +46,7 @@ class Served:
     tokenizer: Any
     parent: str | None = None  # adapters: the base they run on
     aliases: tuple[str, ...] = ()  # other names that reach it (the reference it was loaded by, its name)
+    project: str | None = None  # a registered model's project; None: a base model or folder, anyone's
     engine: Engine | None = None  # generation
     adapter: str | None = None  # the adapter's name inside engine.model
     model: Any = None  # embedding and (token) classification
@@ -74,43 +75,51 @@ class ModelRegistry:
         self._served: dict[str, Served] = {}  # replaced whole on change, so readers need no lock
         self._lock = threading.RLock()
 
-    def get(self, name: str) -> Served | None:
-        served = self._served
-        return served.get(name) or next((s for s in served.values() if name in s.aliases), None)
+    def get(self, name: str, project: str | None = None) -> Served | None:
+        """The served model `name` reaches (its id first, then an alias); with `project`, among the models of that
+        project and base models only, so two tenants' models of one name never meet."""
+        served = [s for s in self._served.values() if project is None or s.project in (None, project)]
+        return next((s for s in served if s.id == name), None) or next((s for s in served if name in s.aliases), None)
 
     def served(self) -> list[Served]:
         return list(self._served.values())
 
-    def load(self, ref: str) -> Served:
-        """Load a model (a no-op if it is served already) and return it; errors name what exists."""
+    def load(self, ref: str, store: Store | None = None) -> Served:
+        """Load a model (a no-op if it is served already) and return it; errors name what exists.
+
+        A registered model is looked up in `store`'s project (by default the server's): another's is not found.
+        """
+        store = store or self.store
         with self._lock:
-            existing = self.get(ref)
+            existing = self.get(ref, store.project)
             if existing is not None:
                 existing.explicit = True
                 return existing
             if ref in BASE_MODELS or Path(ref).expanduser().is_dir():
                 return self._load_base(ref)
             try:
-                record = self.store.get_model(ref)
+                record = store.get_model(ref)
             except NotFoundError:
                 if "/" in ref:  # a hub name
                     return self._load_base(ref)
-                raise NotFoundError(f"no model {ref!r}", self._known_hint()) from None
-            existing = self.get(record["id"])
+                raise NotFoundError(f"no model {ref!r}", self._known_hint(store)) from None
+            existing = self.get(record["id"], store.project)
             if existing is None:
-                check_servable(self.store, record, self.settings.allow_unapproved)
-            return existing or self._load_registered(record, ref)
+                check_servable(store, record, self.settings.allow_unapproved)
+            return existing or self._load_registered(record, ref, store)
 
-    def unload(self, name: str) -> Served:
-        """Stop serving a model; refuses a base while adapters run on it. Returns what was unloaded."""
+    def unload(self, name: str, project: str | None = None) -> Served:
+        """Stop serving a model (of `project`, if given); refuses a base while adapters run on it. Returns what was
+        unloaded."""
         with self._lock:
-            entry = self.get(name)
+            entry = self.get(name, project)
             if entry is None:
                 raise NotFoundError(f"model {name!r} is not loaded",
                                     f"loaded: {', '.join(self._served) or 'none'}")
-            children = [s.id for s in self._served.values() if s.parent == entry.id]
+            children = [s for s in self._served.values() if s.parent == entry.id]
             if children:
-                raise ConflictError(f"adapters {', '.join(children)} run on {entry.id}", "unload them first")
+                names = [s.id if project in (None, s.project) else "one of another project" for s in children]
+                raise ConflictError(f"adapters {', '.join(names)} run on {entry.id}", "unload them first")
             self._remove(entry)
             if entry.adapter is not None:
                 with entry.engine.lock:
@@ -136,8 +145,8 @@ class ModelRegistry:
     def _remove(self, entry: Served) -> None:
         self._served = {k: v for k, v in self._served.items() if k != entry.id}
 
-    def _known_hint(self) -> str:
-        recent = list(dict.fromkeys(m["name"] for m in reversed(self.store.list_models())))[:10]
+    def _known_hint(self, store: Store) -> str:
+        recent = list(dict.fromkeys(m["name"] for m in reversed(store.list_models())))[:10]
         return (f"recent registered models: {', '.join(recent) or 'none'} (`tunelab models list` has them all); "
                 f"base models: {', '.join(BASE_MODELS)}; or a model folder")
 
@@ -173,11 +182,11 @@ class ModelRegistry:
         return Engine(name, model, tokenizer.pad_token_id, max_batch=s.max_batch, max_queue=s.max_queue,
                       batch_wait_ms=s.batch_wait_ms, on_batch=self._on_batch)
 
-    def _load_registered(self, record: dict[str, Any], ref: str) -> Served:
+    def _load_registered(self, record: dict[str, Any], ref: str, store: Store) -> Served:
         from tunelab.train.service import load_model
 
         aliases = tuple(dict.fromkeys(a for a in (ref, record["name"]) if a != record["id"]))
-        common = {"root": record["path"], "aliases": aliases}
+        common = {"root": record["path"], "aliases": aliases, "project": record["project_id"]}
         if record["task"] in ("classification", "token_classification"):
             model, tokenizer = load_model(record)
             labels = [label for label, _ in sorted(record["labels"].items(), key=lambda item: item[1])]
@@ -190,17 +199,17 @@ class ModelRegistry:
             model = model.to(loaders.device())
             return self._add(Served(record["id"], "generation", record["kind"], tokenizer=tokenizer,
                                     engine=self._engine(record["id"], model, tokenizer), **common))
-        base = self._causal_base(record["base_model"], self._base_name(record), explicit=False)
+        base = self._causal_base(record["base_model"], self._base_name(record, store), explicit=False)
         tokenizer = loaders.tokenizer_for(record["path"]) if loaders.has_tokenizer(record["path"]) else base.tokenizer
         with base.engine.lock:
             base.engine.model = loaders.attach_adapter(base.engine.model, record["path"], record["id"])
         return self._add(Served(record["id"], "generation", "adapter", tokenizer=tokenizer, parent=base.id,
                                 engine=base.engine, adapter=record["id"], **common))
 
-    def _base_name(self, record: dict[str, Any]) -> str:
+    def _base_name(self, record: dict[str, Any], store: Store) -> str:
         """The name the base was trained under (`smollm2-135m`, a folder), from the run; else its folder."""
         try:
-            return self.store.get_run(record["run_id"])["base_model"] if record["run_id"] else record["base_model"]
+            return store.get_run(record["run_id"])["base_model"] if record["run_id"] else record["base_model"]
         except TunelabError:
             return record["base_model"]
 

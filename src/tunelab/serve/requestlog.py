@@ -18,6 +18,7 @@ from typing import Any
 
 from tunelab.errors import InputError
 from tunelab.store import Store
+from tunelab.store.store import DEFAULT_PROJECT
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +70,12 @@ class RequestLogger:
 
     def log(self, key_id: str | None, model: str | None, endpoint: str, status: int, latency_ms: float,
             prompt_tokens: int | None = None, completion_tokens: int | None = None, request_text: str | None = None,
-            response_text: str | None = None, error: str | None = None) -> None:
-        """Record one request. Never blocks once started: with the queue full the row is dropped and counted."""
+            response_text: str | None = None, error: str | None = None, *, actor: str | None = None,
+            project: str | None = None) -> None:
+        """Record one request, in its caller's project (a refused one without a caller: the default project).
+        Never blocks once started: with the queue full the row is dropped and counted."""
         values = {"at": datetime.now(UTC).replace(tzinfo=None), "key_id": key_id, "model": model,
+                  "actor": actor, "project_id": project or DEFAULT_PROJECT,
                   "endpoint": endpoint, "status": status, "latency_ms": float(latency_ms),
                   "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "error": error}
         entry = _Entry(values, (request_text, response_text) if self.texts != "none" else (None, None))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from tunelab.config import Schema
 
@@ -25,3 +26,36 @@ class ServeSettings(Schema):
                                    "production (each is audited as serve.unapproved).")
     batch_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long a worker waits for more requests to "
                                  "join a batch once one arrived.")
+    trusted_proxy_header: str | None = Field(None, description="A header (e.g. X-Forwarded-User) naming the tunelab "
+                                             "user a trusted proxy logged in; only believed from trusted_proxies.")
+    trusted_proxies: list[str] = Field(default_factory=list, description="Addresses or networks (10.0.0.0/8) of the "
+                                       "proxies whose user header is believed.")
+    project_header: str = Field("X-Tunelab-Project", description="The header a proxied request names its project "
+                                "in (default project without it); a key's project is the key's own.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)") from None
+        return values
+
+    @model_validator(mode="after")
+    def _header_needs_proxies(self) -> ServeSettings:
+        """A user header believed from anywhere would let any client name any user."""
+        if self.trusted_proxy_header and not self.trusted_proxies:
+            raise ValueError("trusted_proxy_header needs trusted_proxies: the addresses of the proxies to believe")
+        return self
+
+    def trusts(self, address: str | None) -> bool:
+        """Whether a request from `address` may name its user in `trusted_proxy_header`."""
+        if not self.trusted_proxy_header or not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(n, strict=False) for n in self.trusted_proxies)

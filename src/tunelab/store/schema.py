@@ -12,7 +12,13 @@ class Base(DeclarativeBase):
     pass
 
 
-class DatasetRow(Base):
+class Owned:
+    """A row that belongs to one project (a tenant): every read of the store filters on it (migration 0008)."""
+
+    project_id: Mapped[str] = mapped_column(String(100), index=True, default="default")
+
+
+class DatasetRow(Owned, Base):
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -32,7 +38,7 @@ class DatasetRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class ModelRow(Base):
+class ModelRow(Owned, Base):
     """A registered model; the training stage fills it, the data stage reads it to guard deletions."""
 
     __tablename__ = "models"
@@ -51,7 +57,7 @@ class ModelRow(Base):
     stage: Mapped[str | None] = mapped_column(String(32))
 
 
-class RunRow(Base):
+class RunRow(Owned, Base):
     """One training run: what was asked, what was resolved, where it stands."""
 
     __tablename__ = "runs"
@@ -159,7 +165,7 @@ class GrantRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class EvaluationRow(Base):
+class EvaluationRow(Owned, Base):
     """One model's results in one evaluation; the models compared in it share `evaluation_id` and the report."""
 
     __tablename__ = "evaluations"
@@ -176,7 +182,7 @@ class EvaluationRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class ApiKeyRow(Base):
+class ApiKeyRow(Owned, Base):
     """An API key of the server. Only a salted hash of its secret is kept; `id` is the public part of the key."""
 
     __tablename__ = "api_keys"
@@ -193,9 +199,10 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
     user_id: Mapped[str | None] = mapped_column(String(32))  # a user's CLI credential; None: inference only
+    scopes: Mapped[list] = mapped_column(JSON, default=lambda: ["inference"])  # inference | manage
 
 
-class RequestLogRow(Base):
+class RequestLogRow(Owned, Base):
     """One request the server answered; the texts are absent, redacted or in full as the server was told."""
 
     __tablename__ = "request_log"
@@ -203,6 +210,7 @@ class RequestLogRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime, index=True)
     key_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    actor: Mapped[str | None] = mapped_column(String(200))  # the principal: a user, or tl-<key id>
     model: Mapped[str | None] = mapped_column(String(300), index=True)  # None: rejected before it was read
     endpoint: Mapped[str] = mapped_column(String(100))
     status: Mapped[int] = mapped_column(Integer)

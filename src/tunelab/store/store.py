@@ -2,10 +2,14 @@
 
 SQLite by default (WAL mode, secure deletes), any SQLAlchemy URL otherwise; the schema is brought to the newest
 Alembic revision whenever a store is opened, so a new workspace and an old one behave the same.
+
+A store acts in one project (`project`, set by `tunelab.govern.access`): what it adds belongs to that project and
+every list and lookup sees that project's rows only, so an object of another project is simply not found.
 """
 
 from __future__ import annotations
 
+import copy
 import getpass
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -112,6 +116,19 @@ class Store:
     def session(self) -> Session:
         return self._sessions()
 
+    def in_project(self, project: str, actor: str | None = None) -> Store:
+        """This store (same engine and sessions) acting in another project, e.g. for one HTTP request's caller."""
+        view = copy.copy(self)
+        view.project, view.actor = project, actor or self.actor
+        return view
+
+    def _mine(self, row: Any) -> Any:
+        """The row if it belongs to this store's project, else None: another tenant's row does not exist here."""
+        return row if row is not None and row.project_id == self.project else None
+
+    def _own(self, query: Any, table: Any) -> Any:
+        return query.where(table.project_id == self.project)
+
     # datasets -------------------------------------------------------------------------------------------------
     def add_dataset(self, version: DatasetVersion) -> DatasetVersion:
         """Register a version; the same content imported twice is the same version (ids are content hashes)."""
@@ -120,28 +137,28 @@ class Store:
             if existing is not None:
                 return _to_version(existing)
             values = {f.name: getattr(version, f.name) for f in fields(DatasetVersion)}
-            values["created_at"] = version.created_at or _now()
+            values["created_at"], values["project_id"] = version.created_at or _now(), self.project
             s.add(DatasetRow(**values))
         return self.get_dataset(version.id)
 
     def find_dataset(self, dataset_id: str) -> DatasetVersion | None:
         with self.session() as s:
-            row = s.get(DatasetRow, dataset_id)
+            row = self._mine(s.get(DatasetRow, dataset_id))
             return _to_version(row) if row else None
 
     def get_dataset(self, ref: str) -> DatasetVersion:
         """Resolve an id, a unique id prefix, or a name (its newest version)."""
         with self.session() as s:
-            row = s.get(DatasetRow, ref)
+            row = self._mine(s.get(DatasetRow, ref))
             if row is None:
-                rows = s.scalars(select(DatasetRow).where(DatasetRow.id.startswith(ref))).all() if len(ref) >= 4 else []
+                mine = self._own(select(DatasetRow), DatasetRow)
+                rows = s.scalars(mine.where(DatasetRow.id.startswith(ref))).all() if len(ref) >= 4 else []
                 if len(rows) > 1:
                     raise TunelabError(f"dataset id prefix {ref!r} is ambiguous: {', '.join(r.id for r in rows)}")
                 row = rows[0] if rows else s.scalars(
-                    select(DatasetRow).where(DatasetRow.name == ref).order_by(DatasetRow.created_at.desc())
-                ).first()
+                    mine.where(DatasetRow.name == ref).order_by(DatasetRow.created_at.desc())).first()
             if row is None:
-                known = s.scalars(select(DatasetRow.name).distinct()).all()
+                known = s.scalars(self._own(select(DatasetRow.name), DatasetRow).distinct()).all()
                 raise NotFoundError(
                     f"no dataset {ref!r}",
                     f"known datasets: {', '.join(sorted(known))}" if known
@@ -151,15 +168,18 @@ class Store:
 
     def list_datasets(self) -> list[DatasetVersion]:
         with self.session() as s:
-            return [_to_version(r) for r in s.scalars(select(DatasetRow).order_by(DatasetRow.created_at))]
+            return [_to_version(r) for r in s.scalars(self._own(select(DatasetRow), DatasetRow)
+                                                      .order_by(DatasetRow.created_at))]
 
     def eval_sets(self) -> list[DatasetVersion]:
         with self.session() as s:
-            return [_to_version(r) for r in s.scalars(select(DatasetRow).where(DatasetRow.is_eval_set))]
+            return [_to_version(r) for r in s.scalars(self._own(select(DatasetRow), DatasetRow)
+                                                      .where(DatasetRow.is_eval_set))]
 
     def children(self, dataset_id: str) -> list[str]:
         with self.session() as s:
-            return list(s.scalars(select(DatasetRow.id).where(DatasetRow.parent_id == dataset_id)))
+            return list(s.scalars(self._own(select(DatasetRow.id), DatasetRow)
+                                  .where(DatasetRow.parent_id == dataset_id)))
 
     def delete_dataset(self, dataset_id: str) -> None:
         with self.session() as s, s.begin():
@@ -173,7 +193,7 @@ class Store:
         """Register a model; `details` are run_id, task, base_model, labels, metrics, stage."""
         with self.session() as s, s.begin():
             s.add(ModelRow(id=model_id, name=name, kind=kind, path=path, dataset_id=dataset_id, created_at=_now(),
-                           stage=details.pop("stage", "candidate"), **details))
+                           stage=details.pop("stage", "candidate"), project_id=self.project, **details))
 
     def models_using(self, dataset_id: str) -> list[str]:
         with self.session() as s:
@@ -186,10 +206,10 @@ class Store:
         if not at or not name:
             return self._lookup(ModelRow, "model", ref, "train one with `tunelab train CONFIG.yaml`")
         with self.session() as s:
-            row = s.scalars(select(ModelRow).where(ModelRow.name == name, ModelRow.stage == stage)
+            row = s.scalars(self._own(select(ModelRow), ModelRow).where(ModelRow.name == name, ModelRow.stage == stage)
                             .order_by(ModelRow.created_at.desc())).first()
             if row is None:
-                stages = sorted({st or "candidate" for st in s.scalars(select(ModelRow.stage)
+                stages = sorted({st or "candidate" for st in s.scalars(self._own(select(ModelRow.stage), ModelRow)
                                                                        .where(ModelRow.name == name))})
                 hint = f"its versions are in: {', '.join(stages)}" if stages else f"no model is named {name!r}"
                 raise NotFoundError(f"no model {name!r} in stage {stage!r}", hint)
@@ -197,12 +217,13 @@ class Store:
 
     def list_models(self) -> list[dict[str, Any]]:
         with self.session() as s:
-            return [_row_dict(r) for r in s.scalars(select(ModelRow).order_by(ModelRow.created_at))]
+            return [_row_dict(r) for r in s.scalars(self._own(select(ModelRow), ModelRow)
+                                                    .order_by(ModelRow.created_at))]
 
     # runs -----------------------------------------------------------------------------------------------------
     def add_run(self, **values: Any) -> None:
         with self.session() as s, s.begin():
-            s.add(RunRow(created_at=_now(), warnings=[], step=0, **values))
+            s.add(RunRow(created_at=_now(), warnings=[], step=0, project_id=self.project, **values))
 
     def update_run(self, run_id: str, **values: Any) -> None:
         with self.session() as s, s.begin():
@@ -217,18 +238,18 @@ class Store:
 
     def _lookup(self, table: Any, what: str, ref: str, none_yet: str) -> dict[str, Any]:
         with self.session() as s:
-            row = s.get(table, ref) or s.scalars(
-                select(table).where(table.id.startswith(ref) | (table.name == ref))
+            row = self._mine(s.get(table, ref)) or s.scalars(
+                self._own(select(table), table).where(table.id.startswith(ref) | (table.name == ref))
                 .order_by(table.created_at.desc())).first()
             if row is None:
-                recent = s.scalars(select(table.id).order_by(table.created_at.desc()).limit(5)).all()
+                recent = s.scalars(self._own(select(table.id), table).order_by(table.created_at.desc()).limit(5)).all()
                 hint = f"recent {what}s: {', '.join(recent)}" if recent else none_yet
                 raise NotFoundError(f"no {what} {ref!r}", hint)
             return _row_dict(row)
 
     def list_runs(self) -> list[dict[str, Any]]:
         with self.session() as s:
-            return [_row_dict(r) for r in s.scalars(select(RunRow).order_by(RunRow.created_at))]
+            return [_row_dict(r) for r in s.scalars(self._own(select(RunRow), RunRow).order_by(RunRow.created_at))]
 
     def add_metrics(self, run_id: str, points: list[tuple[int, str, dict[str, Any]]]) -> None:
         with self.session() as s, s.begin():
@@ -253,12 +274,13 @@ class Store:
         """`results`: one {"model_key", "model_id", "role", "metrics"} per model scored."""
         with self.session() as s, s.begin():
             s.add_all(EvaluationRow(evaluation_id=evaluation_id, dataset_id=dataset_id, split=split,
-                                    report_path=report_path, created_at=_now(), **r) for r in results)
+                                    report_path=report_path, created_at=_now(), project_id=self.project, **r)
+                      for r in results)
 
     def evaluations(self, model_id: str) -> list[dict[str, Any]]:
         """A registered model's evaluation results, newest first."""
         with self.session() as s:
-            rows = s.scalars(select(EvaluationRow).where(EvaluationRow.model_id == model_id)
+            rows = s.scalars(self._own(select(EvaluationRow), EvaluationRow).where(EvaluationRow.model_id == model_id)
                              .order_by(EvaluationRow.created_at.desc(), EvaluationRow.id.desc()))
             return [_row_dict(r) for r in rows]
 
@@ -274,30 +296,32 @@ class Store:
     def add_api_key(self, **values: Any) -> None:
         """Values are the columns of `api_keys`; `tunelab.govern.keys` makes them (the hash, never the secret)."""
         with self.session() as s, s.begin():
-            s.add(ApiKeyRow(**values))
+            s.add(ApiKeyRow(**{"project_id": self.project, **values}))
 
     def find_api_key(self, key_id: str) -> dict[str, Any] | None:
-        """Read fresh on every call, so a key revoked by another process is refused at once."""
+        """Read fresh on every call, so a key revoked by another process is refused at once. Any project's key: the
+        key says which project it acts in (`tunelab.govern.keys.authenticate`)."""
         with self.session() as s:
             row = s.get(ApiKeyRow, key_id)
             return _row_values(row) if row else None
 
     def list_api_keys(self) -> list[dict[str, Any]]:
         with self.session() as s:
-            return [_row_values(r) for r in s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))]
+            return [_row_values(r) for r in s.scalars(self._own(select(ApiKeyRow), ApiKeyRow)
+                                                      .order_by(ApiKeyRow.created_at))]
 
     def update_api_key(self, key_id: str, **values: Any) -> None:
         with self.session() as s, s.begin():
             s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(**values))
 
     def add_requests(self, rows: list[dict[str, Any]]) -> None:
-        """Append request-log rows (the columns of `request_log` but `id`) in one transaction."""
+        """Append request-log rows (the columns of `request_log` but `id`, each with its caller's `project_id`)."""
         with self.session() as s, s.begin():
             s.add_all(RequestLogRow(**row) for row in rows)
 
     def request_log(self, limit: int = 100, model: str | None = None) -> list[dict[str, Any]]:
         """The newest requests first, optionally for one model."""
-        query = select(RequestLogRow).order_by(RequestLogRow.id.desc()).limit(limit)
+        query = self._own(select(RequestLogRow), RequestLogRow).order_by(RequestLogRow.id.desc()).limit(limit)
         if model is not None:
             query = query.where(RequestLogRow.model == model)
         with self.session() as s:

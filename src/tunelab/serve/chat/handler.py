@@ -11,8 +11,7 @@ from fastapi import Request
 from jinja2 import TemplateError
 from starlette.responses import Response, StreamingResponse
 
-from tunelab.govern.keys import ApiKey
-from tunelab.serve.auth import model_for
+from tunelab.serve.auth import Caller, model_for
 from tunelab.serve.chat.protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -41,8 +40,8 @@ def _prompt(entry: Served, body: ChatCompletionRequest) -> str:
 
 
 async def create_chat_completion(request: Request, body: ChatCompletionRequest,
-                                 key: ApiKey) -> ChatCompletionResponse | Response:
-    entry = model_for(request, key, body.model, "generation")
+                                 caller: Caller) -> ChatCompletionResponse | Response:
+    entry = model_for(request, caller, body.model, "generation")
     text = _prompt(entry, body)
     record_of(request).request_text = text
     ids = entry.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import Request
 
 from tunelab.evaluate.predict import classify
-from tunelab.govern.keys import ApiKey
+from tunelab.serve.auth import Caller
 from tunelab.serve.classifications.protocol import (
     Classification,
     ClassificationRequest,
@@ -26,8 +26,8 @@ def _classification(index: int, probabilities: np.ndarray, labels: list[str]) ->
 
 
 async def create_classifications(request: Request, body: ClassificationRequest,
-                                 key: ApiKey) -> ClassificationResponse:
-    entry, probabilities, tokens, record = await run_request(request, key, body.model, body.input, "classification",
+                                 caller: Caller) -> ClassificationResponse:
+    entry, probabilities, tokens, record = await run_request(request, caller, body.model, body.input, "classification",
                                                              classify)
     data = [_classification(i, p, entry.labels or []) for i, p in enumerate(probabilities)]
     record.response_text = "\n".join(item.label for item in data)

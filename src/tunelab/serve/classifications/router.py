@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from tunelab.govern.keys import ApiKey
-from tunelab.serve.auth import api_key
+from tunelab.serve.auth import Caller, inference
 from tunelab.serve.classifications.handler import create_classifications
 from tunelab.serve.classifications.protocol import ClassificationRequest, ClassificationResponse
 from tunelab.serve.protocol import error_responses
@@ -15,6 +14,6 @@ router = APIRouter(tags=["classifications"])
 
 @router.post("/v1/classifications", response_model=ClassificationResponse, responses=error_responses())
 async def classifications(request: Request, body: ClassificationRequest,
-                          key: ApiKey = Depends(api_key)) -> ClassificationResponse:
+                          caller: Caller = Depends(inference)) -> ClassificationResponse:
     """Label texts with a classifier model (tunelab extension): the top label and every label's probability."""
-    return await create_classifications(request, body, key)
+    return await create_classifications(request, body, caller)

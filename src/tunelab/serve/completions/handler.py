@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 
-from tunelab.govern.keys import ApiKey
-from tunelab.serve.auth import model_for
+from tunelab.serve.auth import Caller, model_for
 from tunelab.serve.completions.protocol import CompletionChoice, CompletionRequest, CompletionResponse
 from tunelab.serve.engine import Job
 from tunelab.serve.generation import collect, event_stream, start_job, stream_choices
@@ -20,8 +19,8 @@ from tunelab.serve.protocol import StreamOptions, Usage, usage
 from tunelab.serve.state import get_server
 
 
-async def create_completion(request: Request, body: CompletionRequest, key: ApiKey) -> CompletionResponse | Response:
-    entry = model_for(request, key, body.model, "generation")
+async def create_completion(request: Request, body: CompletionRequest, caller: Caller) -> CompletionResponse | Response:
+    entry = model_for(request, caller, body.model, "generation")
     record_of(request).request_text = "\n".join(body.prompts)
     ids = entry.tokenizer(body.prompts, verbose=False)["input_ids"]
     params = body.sampling(get_server(request).settings.max_tokens_cap)

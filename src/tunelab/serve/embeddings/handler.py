@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import Request
 
 from tunelab.evaluate.predict import embed
-from tunelab.govern.keys import ApiKey
+from tunelab.serve.auth import Caller
 from tunelab.serve.embeddings.protocol import Embedding, EmbeddingRequest, EmbeddingResponse
 from tunelab.serve.encoders import run_request
 from tunelab.serve.protocol import usage
@@ -20,7 +20,7 @@ def _encoded(vector: np.ndarray, encoding_format: str) -> list[float] | str:
     return vector.tolist()
 
 
-async def create_embeddings(request: Request, body: EmbeddingRequest, key: ApiKey) -> EmbeddingResponse:
-    entry, vectors, tokens, _ = await run_request(request, key, body.model, body.input, "embedding", embed)
+async def create_embeddings(request: Request, body: EmbeddingRequest, caller: Caller) -> EmbeddingResponse:
+    entry, vectors, tokens, _ = await run_request(request, caller, body.model, body.input, "embedding", embed)
     data = [Embedding(embedding=_encoded(v, body.encoding_format), index=i) for i, v in enumerate(vectors)]
     return EmbeddingResponse(data=data, model=entry.id, usage=usage(tokens))

@@ -7,14 +7,14 @@ import uuid
 from fastapi import Request
 
 from tunelab.evaluate.predict import tag
-from tunelab.govern.keys import ApiKey
+from tunelab.serve.auth import Caller
 from tunelab.serve.encoders import run_request
 from tunelab.serve.entities.protocol import Entities, Entity, EntityRequest, EntityResponse
 from tunelab.serve.protocol import usage
 
 
-async def create_entities(request: Request, body: EntityRequest, key: ApiKey) -> EntityResponse:
-    entry, found, tokens, record = await run_request(request, key, body.model, body.input, "token_classification",
+async def create_entities(request: Request, body: EntityRequest, caller: Caller) -> EntityResponse:
+    entry, found, tokens, record = await run_request(request, caller, body.model, body.input, "token_classification",
                                                      tag)
     data = [Entities(index=i, entities=[Entity(**e) for e in spans if e["score"] >= body.min_score])
             for i, spans in enumerate(found)]

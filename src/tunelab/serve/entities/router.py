@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from tunelab.govern.keys import ApiKey
-from tunelab.serve.auth import api_key
+from tunelab.serve.auth import Caller, inference
 from tunelab.serve.entities.handler import create_entities
 from tunelab.serve.entities.protocol import EntityRequest, EntityResponse
 from tunelab.serve.protocol import error_responses
@@ -14,6 +13,6 @@ router = APIRouter(tags=["entities"])
 
 
 @router.post("/v1/entities", response_model=EntityResponse, responses=error_responses())
-async def entities(request: Request, body: EntityRequest, key: ApiKey = Depends(api_key)) -> EntityResponse:
+async def entities(request: Request, body: EntityRequest, caller: Caller = Depends(inference)) -> EntityResponse:
     """Find entities in texts with a token-classification model (tunelab extension): spans, types and scores."""
-    return await create_entities(request, body, key)
+    return await create_entities(request, body, caller)
