@@ -98,3 +98,36 @@ def test_the_data_path_runs_on_postgresql(postgres_url: str, tmp_path: Path) -> 
     assert not (tmp_path / "home" / "tunelab.db").exists(), "the SQLite file must not be used when a URL is set"
     _tunelab(env, "data", "delete", imported["dataset"], "--yes")
     assert [d["dataset"] for d in _tunelab(env, "data", "list")["datasets"]] == [prepared["dataset"]]
+
+
+def test_erasure_leaves_no_copy_in_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    """The erasure test's guarantee on PostgreSQL: no table row and no live heap file holds the value after it."""
+    from sqlalchemy import create_engine, text
+
+    from scan import files_containing, rows_containing
+    from tunelab.store.store import sqlalchemy_url
+
+    source = tmp_path / "tickets.jsonl"
+    rows = [{"text": f"ticket {i} about a {'refund' if i % 2 else 'login'}", "label": str(i % 2),
+             "customer": "cust-Z9Q" if i < 3 else f"cust-{i}"} for i in range(40)]
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    home = tmp_path / "home"
+    env = {**os.environ, "TUNELAB_HOME": str(home), "TUNELAB_DATABASE_URL": postgres_url, "TUNELAB_PROGRESS": "0"}
+    _tunelab(env, "data", "import", str(source), "--name", "tickets")
+    _tunelab(env, "data", "prepare", "tickets", "--set", "pii.enabled=false")
+    engine = create_engine(sqlalchemy_url(postgres_url))
+    with engine.begin() as conn:  # a served request that quoted the subject, as --log-texts full keeps it
+        conn.execute(text("INSERT INTO request_log (at, endpoint, status, latency_ms, request_text) "
+                          "VALUES (now(), '/v1/classifications', 200, 1.0, 'order of cust-Z9Q')"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        data_dir = Path(conn.execute(text("SHOW data_directory")).scalar_one())
+        database = conn.execute(text("SELECT oid FROM pg_database WHERE datname = current_database()")).scalar_one()
+        conn.execute(text("CHECKPOINT"))  # onto the table's files
+    heap = data_dir / "base" / str(database)
+    assert files_containing(heap, ["cust-Z9Q"]), "the row reached the table's files before the erasure"
+    erased = _tunelab(env, "data", "erase", "--where", "customer=cust-Z9Q", "--text", "cust-Z9Q", "--yes")
+    assert erased["matched_rows"] == 6 and erased["requests_removed"] == 1
+    assert rows_containing(engine, ["cust-Z9Q"]) == {}
+    assert files_containing(home, ["cust-Z9Q"]) == {}
+    assert files_containing(heap, ["cust-Z9Q"]) == {}, "VACUUM FULL left no dead tuple"
+    engine.dispose()

@@ -178,7 +178,7 @@ def _evaluations(store: Store, model_id: str) -> list[dict[str, Any]]:
 def _intervals(evaluation: dict[str, Any]) -> dict[str, tuple[float, float, float]]:
     """Metric -> (value, low, high): the metrics of the tuned model that carry a bootstrap interval."""
     result = evaluation["result"]
-    values = result["metrics"][result["tuned"]]
+    values = (result.get("metrics") or {}).get(result.get("tuned"), {})
     return {name: (values[name], *values[f"{name}_ci"]) for name in values
             if isinstance(values[name], int | float) and f"{name}_ci" in values}
 
@@ -191,7 +191,7 @@ def _index(evaluations: list[dict[str, Any]]) -> list[EvalResult]:
         if evaluation["result"] is None or key in seen:
             continue
         seen.add(key)
-        task = _PIPELINES.get(evaluation["result"]["task"], "text-generation")
+        task = _PIPELINES.get(evaluation["result"].get("task", ""), "text-generation")
         out += [EvalResult(task_type=task, dataset_type=key[0], dataset_name=key[0], dataset_split=key[1],
                            metric_type=name, metric_value=round(value, 4),
                            metric_name=f"{name} (95% CI {low:.4f}-{high:.4f})")
@@ -209,7 +209,7 @@ def _evaluation(evaluations: list[dict[str, Any]]) -> str:
         if result is None:
             lines.append(f"{head}\n\nIts report was deleted with the data it scored.")
             continue
-        lines.append(f"{head}, {result['examples']:,} examples\n\n| metric | tuned | 95% interval | vs base |\n"
+        lines.append(f"{head}, {result.get('examples', 0):,} examples\n\n| metric | tuned | 95% interval | vs base |\n"
                      "|---|---|---|---|")
         deltas = _base_deltas(result)
         lines += [f"| {name} | {value:.4f} | [{low:.4f}, {high:.4f}] | {_delta(deltas.get(name))} |"
@@ -217,13 +217,13 @@ def _evaluation(evaluations: list[dict[str, Any]]) -> str:
         gate = result.get("gate")
         if gate:
             lines.append(f"\nRelease gate: **{'passed' if gate['passed'] else 'failed'}** ("
-                         + ", ".join(f"{c['metric']} +{c['required']} over {c['against']}" for c in gate["checks"])
+                         + ", ".join(f"{c['metric']} {c['required']:+g} over {c['against']}" for c in gate["checks"])
                          + ")")
     return "\n".join(lines)
 
 
 def _base_deltas(result: dict[str, Any]) -> dict[str, float]:
-    base = next((c["key"] for c in result["contenders"] if c["role"] == "base"), None)
+    base = next((c["key"] for c in result.get("contenders", []) if c["role"] == "base"), None)
     return (result.get("comparisons") or {}).get(base, {}).get("deltas", {}) if base else {}
 
 
@@ -240,7 +240,7 @@ def _flags(evaluations: list[dict[str, Any]]) -> str:
         if forgot and not any(line.startswith("- Forgetting") for line in lines):
             state = forgot["reason"] if forgot["flagged"] else f"{forgot['metric']} within {forgot['threshold']:.0%}"
             lines.append(f"- Forgetting {where}: {'**flagged**: ' if forgot['flagged'] else 'not flagged, '}{state}")
-        groups = (result.get("bias") or {}).get(result["tuned"])
+        groups = (result.get("bias") or {}).get(result.get("tuned"))
         if groups and not any(line.startswith("- Bias") for line in lines):
             reasons = "; ".join(groups.get("reasons") or []) or "gaps between groups within the threshold"
             lines.append(f"- Bias {where}: {'**flagged**: ' if groups['flagged'] else 'not flagged, '}{reasons}")
