@@ -12,10 +12,12 @@ from typer.testing import CliRunner
 from tunelab.cli import main
 
 
-def run_cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    """`tunelab ARGS...` as a user types it: exit code 2 and a message for a mistake, never a traceback."""
+def run_cli(*args: str, input: str | None = None, env: dict[str, str | None] | None = None
+            ) -> subprocess.CompletedProcess:
+    """`tunelab ARGS...` as a user types it: exit code 2 and a message for a mistake, never a traceback. `env`
+    changes the environment for this command only (None removes a variable)."""
     argv = sys.argv
-    with CliRunner().isolation(input=input) as (stdout, stderr, _):
+    with CliRunner().isolation(input=input, env=env) as (stdout, stderr, _):
         sys.argv = ["tunelab", *args]
         try:
             main()

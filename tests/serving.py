@@ -26,10 +26,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env: dict[str, str], models: list[str], port: int, log: Path) -> subprocess.Popen:
-    """`tunelab serve` on 127.0.0.1:port with the models, once /health answers (its output goes to `log`)."""
+def start_server(env: dict[str, str], models: list[str], port: int, log: Path, *extra: str) -> subprocess.Popen:
+    """`tunelab serve` on 127.0.0.1:port with the models (and `extra` arguments), once /health answers (its output
+    goes to `log`)."""
     args = [sys.executable, "-m", "tunelab.cli", "serve", "--port", str(port), "--max-batch", "8",
-            "--max-tokens-cap", "256", "--allow-unapproved"]
+            "--max-tokens-cap", "256", "--allow-unapproved", *extra]
     for model in models:
         args += ["--model", model]
     process = subprocess.Popen(args, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
