@@ -11,7 +11,7 @@ import typer
 from tunelab.cli_output import JsonFlag, emit
 from tunelab.errors import InputError
 from tunelab.govern import users as service
-from tunelab.govern.access import open_as
+from tunelab.govern.access import open_as, reader_scope
 
 users_app = typer.Typer(help="Users and service accounts: add, list, disable.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects (tenants): create, list.", no_args_is_help=True)
@@ -93,7 +93,7 @@ def projects_list(as_json: JsonFlag = False) -> None:
 
     Example: tunelab projects list
     """
-    items = service.list_projects(open_as("grants.read"))
+    items = service.projects_seen(open_as("grants.read"))
     emit({"projects": items}, as_json, "\n".join(items))
 
 
@@ -172,7 +172,8 @@ def audit_list(
     """
     from tunelab.store import audit
 
-    rows = audit.entries(open_as("audit.read").engine, _since(since), actor, action, limit)
+    store = open_as("audit.read")
+    rows = audit.entries(store.engine, _since(since), actor, action, limit, project=reader_scope(store))
     emit({"entries": rows}, as_json, "\n".join(_row_text(r) for r in rows) or "no audit rows")
 
 

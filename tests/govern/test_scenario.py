@@ -222,6 +222,14 @@ def test_a_project_without_a_grant_and_a_missing_project_look_the_same(world):
     assert missing.returncode == 2 and "no project 'nowhere'" in missing.stderr  # a workspace admin may know
 
 
+def test_a_projects_reviewer_reads_its_own_trail_members_and_projects_only(world):
+    trail = world.ok("rita", "audit", "list")["entries"]
+    assert trail and {e["project"] for e in trail} == {"support"}
+    assert {g["project"] for g in world.ok("rita", "grants", "list")["grants"]} == {"support"}
+    assert world.ok("rita", "projects", "list")["projects"] == ["support"]
+    assert {"default", "support", "billing"} <= set(world.ok("alice", "projects", "list")["projects"])
+
+
 # --------------------------------------------------------------------------------------------------- the HTTP API
 
 

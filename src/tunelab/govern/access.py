@@ -73,6 +73,12 @@ def open_as(action: str, target: str = "-", project: str | None = None,
     return store
 
 
+def reader_scope(store: Store) -> str | None:
+    """The one project a reader of workspace records (the audit log, grants, projects) sees, or None when its role
+    is workspace-wide: a project's reviewer reads its own project's trail, not another tenant's."""
+    return None if store.principal.role_in(WORKSPACE) else store.project
+
+
 def check(store: Store, action: str, target: str = "-") -> None:
     """Authorize the store's principal for `action` in its project; a refusal is audited, then raised."""
     try:

@@ -104,6 +104,12 @@ def list_projects(store: Store) -> list[str]:
     return table.list_projects(store)
 
 
+def projects_seen(store: Store) -> list[str]:
+    """The projects the store's principal may know of: every one for a workspace-wide role, else those it holds a
+    role in."""
+    return [p for p in table.list_projects(store) if store.principal.role_in(WORKSPACE) or p in store.principal.grants]
+
+
 def _project(store: Store, project: str) -> str:
     if project != WORKSPACE and project not in table.list_projects(store):
         raise NotFoundError(f"no project {project!r}", f"projects: {', '.join(table.list_projects(store))}; "
@@ -130,7 +136,11 @@ def revoke_grant(store: Store, name: str, project: str) -> dict[str, Any]:
 
 
 def list_grants(store: Store) -> list[dict[str, Any]]:
-    return table.list_grants(store)
+    """Every grant for a workspace-wide reader; else the grants of the store's project (who else works there)."""
+    from tunelab.govern.access import reader_scope
+
+    scope = reader_scope(store)
+    return [g for g in table.list_grants(store) if scope is None or g["project"] == scope]
 
 
 def key_owner(store: Store, name: str) -> str:

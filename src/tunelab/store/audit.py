@@ -124,9 +124,12 @@ def verify(engine: Engine) -> AuditCheck:
 
 
 def entries(engine: Engine, since: datetime | None = None, actor: str | None = None, action: str | None = None,
-            limit: int | None = None) -> list[dict[str, Any]]:
-    """Rows oldest first, filtered; `action` matches exactly or as a prefix ending in a dot (`data.`)."""
+            limit: int | None = None, project: str | None = None) -> list[dict[str, Any]]:
+    """Rows oldest first, filtered; `action` matches exactly or as a prefix ending in a dot (`data.`); `project`:
+    that project's rows only."""
     query = select(_LOG).order_by(_LOG.c.id)
+    if project is not None:
+        query = query.where(_LOG.c.project == project)
     if since is not None:
         query = query.where(_LOG.c.at >= since)
     if actor is not None:
