@@ -143,6 +143,10 @@ def test_a_users_api_key_logs_in_and_an_inference_key_does_not(workspace_with_us
     _refused(cli("models", "list"), "belongs to no user", "--user USER")
     login(BOB, project="support")
     _refused(cli("keys", "create", "--name", "mine", "--user", "alice"), "bob may not users.manage")
+    _refused(cli("--project", "default", "keys", "create", "--name", "x", "--user", "bob"), "bob may not keys.create")
     assert cli("keys", "create", "--name", "mine", "--user", "bob").returncode == 0
+    login(ALICE)
+    _refused(cli("keys", "create", "--name", "bobs", "--user", "bob"), "bob has no role in project 'default'",
+             "tunelab grants add bob default ROLE")
     login(("ci-bot", "no-password-at-all"))
     _refused(cli("models", "list"), "wrong user name or password for 'ci-bot'")

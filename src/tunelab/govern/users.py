@@ -144,12 +144,17 @@ def list_grants(store: Store) -> list[dict[str, Any]]:
 
 
 def key_owner(store: Store, name: str) -> str:
-    """The id of the user a new API key will log in as: oneself, or anyone for a holder of users.manage."""
+    """The id of the user a new API key will log in as: oneself, or anyone for a holder of users.manage. The user
+    needs a role in the key's project, where alone the key acts: without one it could do nothing."""
     from tunelab.govern.access import check
 
     user = _user(store, name)
     if store.principal is None or user["id"] != store.principal.id:
         check(store, "users.manage", name)
+    if principal_of(store, user).role_in(store.project) is None:
+        raise ConflictError(f"{name} has no role in project {store.project!r}, the only one a key made here acts in",
+                            f"give one first (tunelab grants add {name} {store.project} ROLE), or make the key in "
+                            f"a project of theirs (tunelab --project NAME keys create ...)")
     return user["id"]
 
 
