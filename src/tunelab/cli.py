@@ -29,13 +29,14 @@ cli_govern.register(app)
 
 
 @app.callback()
-def _options(project: Annotated[str | None, typer.Option(
+def _options(ctx: typer.Context, project: Annotated[str | None, typer.Option(
         "--project", envvar="TUNELAB_PROJECT", help="The project (tenant) to act in: its datasets, runs, models and "
         "keys only (default: the API key's project, else `default`).")] = None) -> None:
     """tunelab: from raw business text to a fine-tuned, evaluated and served model."""
     from tunelab.govern.access import choose_project
 
     choose_project(project)
+    ctx.call_on_close(lambda: choose_project(None))  # for this command only, also when run in-process
 
 DatasetArg = Annotated[str, typer.Argument(help="Dataset id, id prefix or name.")]
 
