@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 
 def files_containing(root: Path, needles: list[str]) -> dict[str, list[str]]:
-    """File (relative to root) -> the needles its bytes contain, as UTF-8 or as JSON escapes them."""
+    """File (relative to root) -> the needles its bytes contain, as UTF-8 or as JSON escapes them.
+
+    Close this process's connections to a SQLite database under root first (`workspace_containing` does): closing
+    any descriptor of a file drops every POSIX lock the process holds on it, SQLite's included, and another process
+    may then take this one's WAL for abandoned.
+    """
     found = {}
     for path in root.rglob("*"):
         if path.is_file():
@@ -33,3 +39,9 @@ def rows_containing(engine: Engine, needles: list[str]) -> dict[str, int]:
             if hits:
                 found[table] = hits
     return found
+
+
+def workspace_containing(store: Any, needles: list[str]) -> dict[str, list[str]]:
+    """`files_containing` over the store's TUNELAB_HOME, its pooled connections closed first (they reopen lazily)."""
+    store.engine.dispose()
+    return files_containing(store.workspace.home, needles)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scan import files_containing, rows_containing
+from scan import files_containing, rows_containing, workspace_containing
 from tunelab.data import delete, import_data, prepare
 from tunelab.data.prep_config import PrepConfig
 from tunelab.errors import ConflictError
@@ -48,7 +48,7 @@ def test_the_prepared_version_holds_no_original_values(store, raw_and_prepared):
 def test_deleting_the_raw_version_leaves_no_copy_in_the_workspace(store, raw_and_prepared):
     raw, prepared = raw_and_prepared
     delete(store, raw.id)
-    assert files_containing(store.workspace.home, SECRETS) == {}
+    assert workspace_containing(store, SECRETS) == {}
     assert rows_containing(store.engine, SECRETS) == {}, "every table of the database"
     assert store.find_dataset(raw.id) is None and store.find_dataset(prepared.id) is not None
     assert store.audit_log(1)[0]["action"] == "data.delete"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scan import files_containing, rows_containing
+from scan import rows_containing, workspace_containing
 from toydata import intent_rows
 from tunelab.config import load_config
 from tunelab.data import import_data, prepare
@@ -58,15 +58,14 @@ def lineage(store, tmp_path, tiny_encoder, cli):
 
 def test_erasure_leaves_no_byte_of_the_subject_and_quarantines_the_model(store, lineage, cli):
     raw, prepared, model = lineage
-    home = store.workspace.home
-    assert files_containing(home, SUBJECT), "the raw version, its rejects and the request log hold them first"
+    assert workspace_containing(store, SUBJECT), "the raw version, its rejects and the request log hold them first"
     assert (Path(store.get_model(model)["path"]) / "README.md").exists(), "train wrote the model card"
 
     done = cli("data", "erase", "--where", "customer=cust-A17", "--text", "Maria Gonzalez", "--retrain", "--yes",
                "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert files_containing(home, SUBJECT) == {}
+    assert workspace_containing(store, SUBJECT) == {}
     assert rows_containing(store.engine, SUBJECT) == {}, "no table holds them (the audit log included)"
     assert not any(v in done.stderr for v in SUBJECT), "progress and notes never repeat the values"
 
@@ -87,6 +86,13 @@ def test_erasure_leaves_no_byte_of_the_subject_and_quarantines_the_model(store, 
     assert refused.returncode == 2 and "quarantined" in refused.stderr and "Traceback" not in refused.stderr
     card = cli("models", "card", model)
     assert card.returncode == 0 and "## Quarantined" in card.stdout and result["erasure"] in card.stdout
+    merged = Path(store.get_model(model)["path"]).parent / "export-merged" / "README.md"
+    assert "## Quarantined" in merged.read_text(), "the export beside the model says so too"
+
+    again = cli("train", retrain["config"], "--json")  # the printed command, as it is
+    assert again.returncode == 0, again.stderr
+    retrained = store.get_model(json.loads(again.stdout)["model"])
+    assert retrained["dataset_id"] == new_prepared.id and retrained["name"] == "tickets-bot"
 
 
 def test_the_audit_row_proves_the_request_without_holding_it(store, lineage, cli):
@@ -127,4 +133,4 @@ def test_a_values_file_names_many_subjects_and_no_row_left_deletes_the_version(s
     result = json.loads(done.stdout)
     assert result["matched_rows"] == 60 and {c["how"] for c in result["versions"]} == {"deleted"}
     assert store.find_dataset(version.id) is None
-    assert files_containing(store.workspace.home, ["subj-q0", "subj-q1", "subj-q2"]) == {}
+    assert workspace_containing(store, ["subj-q0", "subj-q1", "subj-q2"]) == {}

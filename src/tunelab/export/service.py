@@ -22,7 +22,7 @@ from tunelab.train.merge import merge_adapter
 from tunelab.train.service import merge_model
 
 FORMATS = ("merged", "gguf")
-MARKER = "export.json"
+MARKER = cards.EXPORT_MARKER
 
 
 def export_model(store: Store, ref: str, fmt: str, out: Path | None = None, gguf_type: str = "f32") -> dict[str, Any]:

@@ -23,6 +23,7 @@ from tunelab.store import Store
 from tunelab.store import approvals as approvals_table
 
 CARD = "README.md"
+EXPORT_MARKER = "export.json"  # what `tunelab.export` writes into an export folder, naming the model
 _PIPELINES = {"classification": "text-classification", "token_classification": "token-classification",
               "sft": "text-generation"}
 _USES = {
@@ -38,10 +39,17 @@ def render(store: Store, ref: str) -> str:
 
 
 def refresh(store: Store, model_id: str) -> Path | None:
-    """Rewrite the card in the model's own folder; None when the folder is gone (a deleted run)."""
+    """Rewrite the card in the model's own folder and in the exports beside it (`tunelab export` without --out),
+    so a quarantine reaches the copies tunelab knows of; None when the folder is gone (a deleted run)."""
     model = store.get_model(model_id)
     folder = Path(model["path"])
-    return write(store, model, folder) if folder.is_dir() else None
+    if not folder.is_dir():
+        return None
+    for export in folder.parent.glob("export-*"):
+        marker = export / EXPORT_MARKER
+        if marker.is_file() and json.loads(marker.read_text()).get("model") == model["id"]:
+            write(store, model, export)
+    return write(store, model, folder)
 
 
 def write(store: Store, model: dict[str, Any], folder: Path) -> Path:

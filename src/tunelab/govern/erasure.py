@@ -118,13 +118,13 @@ def erase(store: Store, criteria: Criteria, dry_run: bool = False, retrain: bool
                                  rows_after=v.rows - direct.get(v.id, 0), new=None, how="planned") for v in versions]
         return ErasureResult(erasure=erasure, dry_run=True, matched_rows=sum(direct.values()), versions=planned,
                              models=[_retrain_entry(store, m, {}) for m in models])
+    for model in models:  # first: should anything below fail, no model of the subject's data stays servable
+        registry_table.set_stage(store, model["id"], QUARANTINED)
     changes = _replace_all(store, versions, direct, criteria, erasure)
     replaced = {c.old: c.new for c in changes}
     for version in versions:
         delete(store, version.id, force=True)
     entries = [_retrain_entry(store, m, replaced) for m in models]
-    for model in models:
-        registry_table.set_stage(store, model["id"], QUARANTINED)
     requests = erased_rows.delete_requests_quoting(store, criteria.values())
     erased_rows.compact(store)
     digest, salt = criteria.receipt()
