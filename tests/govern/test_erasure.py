@@ -134,3 +134,15 @@ def test_a_values_file_names_many_subjects_and_no_row_left_deletes_the_version(s
     assert result["matched_rows"] == 60 and {c["how"] for c in result["versions"]} == {"deleted"}
     assert store.find_dataset(version.id) is None
     assert workspace_containing(store, ["subj-q0", "subj-q1", "subj-q2"]) == {}
+
+
+def test_a_quarantined_model_is_never_served_and_can_only_be_retired(store):
+    from tunelab.errors import ConflictError
+    from tunelab.govern.registry import check_servable, promote
+
+    store.add_model("m-q", "bot", "adapter", "/nowhere/m-q", "ds-gone", task="classification", stage="quarantined")
+    with pytest.raises(ConflictError, match="quarantined: data it was trained on was erased"):
+        check_servable(store, store.get_model("m-q"), allow_unapproved=True)
+    with pytest.raises(ConflictError, match="m-q is quarantined: it can go to staging only from candidate"):
+        promote(store, "m-q", "staging")
+    assert promote(store, "m-q", "retired")["stage"] == "retired"
