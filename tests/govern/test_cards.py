@@ -73,3 +73,18 @@ def test_exports_carry_the_card(store, evaluated, tmp_path, tiny_causal_lm):
     text = (tmp_path / "gguf" / "README.md").read_text()
     assert "No training run is recorded" in text and "Not evaluated yet" in text
     assert cards.render(store, "m-full") == text
+
+
+def test_a_card_reads_what_an_evaluation_left_and_never_fails_on_gaps(store, tmp_path):
+    """A model registered by hand, a dataset since deleted, an eval.json with its gate only, a report deleted."""
+    store.add_model("m-stub", "stub", "adapter", str(tmp_path / "none"), "ds-deleted", task="classification")
+    for evaluation, content in (("ev-gate", {"gate": {"passed": True, "checks": []}}), ("ev-gone", None)):
+        report = tmp_path / evaluation / "report.html"
+        report.parent.mkdir()
+        if content is not None:
+            (report.parent / "eval.json").write_text(json.dumps(content))
+        store.add_evaluation(evaluation, "ds-deleted", "test", str(report),
+                             [{"model_key": "m-stub", "model_id": "m-stub", "role": "tuned", "metrics": {}}])
+    text = cards.render(store, "m-stub")
+    assert "`ds-deleted`: deleted from this workspace" in text and "Release gate: **passed**\n" in text + "\n"
+    assert "Its report was deleted with the data it scored." in text and cards.refresh(store, "m-stub") is None

@@ -222,12 +222,15 @@ def _evaluation(evaluations: list[dict[str, Any]]) -> str:
         deltas = _base_deltas(result)
         lines += [f"| {name} | {value:.4f} | [{low:.4f}, {high:.4f}] | {_delta(deltas.get(name))} |"
                   for name, (value, low, high) in _intervals(evaluation).items()]
-        gate = result.get("gate")
-        if gate:
-            lines.append(f"\nRelease gate: **{'passed' if gate['passed'] else 'failed'}** ("
-                         + ", ".join(f"{c['metric']} {c['required']:+g} over {c['against']}" for c in gate["checks"])
-                         + ")")
-    return "\n".join(lines)
+        lines.append(_gate(result.get("gate")))
+    return "\n".join(line for line in lines if line)
+
+
+def _gate(gate: dict[str, Any] | None) -> str:
+    if not gate:
+        return ""
+    checks = ", ".join(f"{c['metric']} {c['required']:+g} over {c['against']}" for c in gate.get("checks", []))
+    return f"\nRelease gate: **{'passed' if gate['passed'] else 'failed'}**" + (f" ({checks})" if checks else "")
 
 
 def _base_deltas(result: dict[str, Any]) -> dict[str, float]:
