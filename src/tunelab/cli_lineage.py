@@ -54,9 +54,10 @@ def data_erase(
 
 
 def _erasure_text(result: ErasureResult) -> str:
+    head = "dry run" if result.dry_run else f"erasure {result.erasure}"
     verb = "would replace" if result.dry_run else "replaced"
-    lines = [f"erasure {result.erasure}: {result.matched_rows:,} matching row(s); {verb} {len(result.versions)} "
-             "version(s)"]
+    lines = [f"{head}: {result.matched_rows:,} matching row(s) in {len(result.versions)} affected version(s) (a raw "
+             f"row and its prepared copy count twice); {verb} them"]
     lines += [f"  {c.old} {c.name}: {c.rows_before:,} -> {c.rows_after:,} rows ({c.how})"
               + (f" -> {c.new}" if c.new else "") for c in result.versions]
     if result.models:
