@@ -97,7 +97,7 @@ def _assert_same_model(reference, reference_tokenizer, model, tokenizer, atol: f
 
 def test_gguf_of_a_trained_adapter_reads_back_as_the_merged_model(store, sft_adapter):
     result = export_model(store, sft_adapter, "gguf")
-    assert result["files"] == [f"{sft_adapter}-f32.gguf"] and result["bytes"] > 0
+    assert result["files"] == ["README.md", f"{sft_adapter}-f32.gguf"] and result["bytes"] > 0  # the model card too
     model, tokenizer = _load_gguf(result)
     reference, reference_tokenizer = load_model(store.get_model(sft_adapter))
     _assert_same_model(reference, reference_tokenizer, model, tokenizer, atol=1e-4)
