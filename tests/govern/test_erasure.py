@@ -17,6 +17,7 @@ from tunelab.config import load_config
 from tunelab.data import import_data, prepare
 from tunelab.data.prep_config import PrepConfig
 from tunelab.export import export_model
+from tunelab.govern import erasure, matching
 from tunelab.store import audit
 from tunelab.train.config import TrainConfig
 
@@ -146,3 +147,22 @@ def test_a_quarantined_model_is_never_served_and_can_only_be_retired(store):
     with pytest.raises(ConflictError, match="m-q is quarantined: it can go to staging only from candidate"):
         promote(store, "m-q", "staging")
     assert promote(store, "m-q", "retired")["stage"] == "retired"
+
+
+def test_a_version_that_cannot_be_prepared_again_is_filtered(store, tmp_path):
+    """Its config checked leakage against an evaluation set deleted since: preparing again fails, filtering works."""
+    from tunelab.data import delete
+
+    paths = {}
+    for name, rows in (("holdout", intent_rows(10, seed=7)), ("tickets", intent_rows(30))):
+        paths[name] = tmp_path / f"{name}.jsonl"
+        paths[name].write_text("".join(json.dumps({**r, "customer": f"subj-k{i}"}) + "\n" for i, r in enumerate(rows)))
+    holdout = import_data(store, [str(paths["holdout"])], name="holdout", eval_set=True).version
+    raw = import_data(store, [str(paths["tickets"])], name="tickets").version
+    prepared = prepare(store, raw.id, PrepConfig.model_validate({**PREP, "pii": {"enabled": False},
+                                                                 "leakage": {"against": [holdout.id]}}))
+    delete(store, holdout.id)
+    result = erasure.erase(store, matching.Criteria({"customer": ("subj-k29",)}))
+    changes = {c.old: c for c in result.versions}
+    assert changes[prepared.id].how == "filtered" and changes[prepared.id].rows_after == prepared.rows - 1
+    assert store.get_dataset(changes[prepared.id].new).parent_id == changes[raw.id].new

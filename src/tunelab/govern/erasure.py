@@ -25,9 +25,10 @@ from pydantic import BaseModel, ValidationError
 from tunelab.data import delete, prepare
 from tunelab.data.prep_config import PrepConfig
 from tunelab.data.versions import VersionWriter, read_splits
-from tunelab.errors import InputError
+from tunelab.errors import InputError, TunelabError
 from tunelab.govern import matching
 from tunelab.govern.matching import Criteria
+from tunelab.progress import say
 from tunelab.records import DatasetVersion
 from tunelab.store import Store
 from tunelab.store import approvals as registry_table
@@ -149,7 +150,7 @@ def _replace_all(store: Store, versions: list[DatasetVersion], direct: dict[str,
         if parent_changed and new_parent is None:
             new, how = None, "deleted"  # its parent lost every row: nothing is left to derive it from
         elif parent_changed and _prep_config(version) is not None:
-            new, how = _prepare_again(store, version, new_parent, criteria, erasure), "prepared again"
+            new, how = _prepare_again(store, version, new_parent, criteria, erasure)
         else:
             new, how = _filtered(store, version, new_parent, criteria, erasure), "filtered"
         replaced[version.id] = new.id if new else None
@@ -171,17 +172,21 @@ def _prep_config(version: DatasetVersion) -> PrepConfig | None:
 
 
 def _prepare_again(store: Store, version: DatasetVersion, parent: str, criteria: Criteria,
-                   erasure: str) -> DatasetVersion | None:
-    """The version prepared again from its parent's replacement; a row that still matches is filtered out."""
+                   erasure: str) -> tuple[DatasetVersion | None, str]:
+    """The version prepared again from its parent's replacement; a row that still matches is filtered out. Should
+    its config no longer fit (an evaluation set it checked leakage against is gone), its own rows are filtered."""
     try:
         new = prepare(store, parent, _prep_config(version))
-    except InputError:  # every row removed
-        return None
+    except TunelabError as exc:
+        if "removed every row" in exc.message:
+            return None, "deleted"
+        say(f"note: {version.id} cannot be prepared again ({exc.message}); filtering its rows instead")
+        return _filtered(store, version, parent, criteria, erasure), "filtered"
     if not _matches(new, criteria):
-        return new
+        return new, "prepared again"
     filtered = _filtered(store, new, parent, criteria, erasure)
     delete(store, new.id, force=True)
-    return filtered
+    return filtered, "prepared again"
 
 
 def _filtered(store: Store, version: DatasetVersion, parent: str | None, criteria: Criteria,
