@@ -402,10 +402,11 @@ def _cls_trainer(spec: dict[str, Any]) -> dict[str, Any]:
     args = TrainingArguments(output_dir=str(Path(spec["workdir"]) / "hf-trainer"),
                              learning_rate=recipe["learning_rate"],
                              per_device_train_batch_size=recipe["batch_size"], num_train_epochs=recipe["epochs"],
-                             warmup_steps=recipe["warmup_ratio"], lr_scheduler_type=recipe["lr_scheduler"],
+                             warmup_ratio=recipe["warmup_ratio"], lr_scheduler_type=recipe["lr_scheduler"],
                              weight_decay=recipe["weight_decay"], max_grad_norm=recipe["max_grad_norm"],
                              seed=recipe["seed"], report_to="none", disable_tqdm=True, **extra)
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
+                      optimizers=(_head_rate_adamw(model, recipe), None))
     timing = _timed_trainer_train(trainer)
     trainable, total = model.get_nb_trainable_parameters()
     adapter = Path(spec["workdir"]) / "hf-trainer-adapter"
@@ -415,6 +416,18 @@ def _cls_trainer(spec: dict[str, Any]) -> dict[str, Any]:
            "target_modules": targets, "optim": str(args.optim), "peak_rss_mib": peak_rss_mib()}
     trainer.save_model(str(adapter))
     return out
+
+
+def _head_rate_adamw(model: Any, recipe: dict[str, Any]) -> Any:
+    """AdamW with the classifier head at tunelab's head learning rate, so both contenders train the same recipe;
+    the Trainer builds its linear warmup schedule around it."""
+    import torch
+
+    head = [p for n, p in model.named_parameters() if p.requires_grad and "classifier" in n]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and "classifier" not in n]
+    return torch.optim.AdamW([{"params": body, "lr": recipe["learning_rate"]},
+                              {"params": head, "lr": recipe["head_learning_rate"] or recipe["learning_rate"]}],
+                             lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])
 
 
 def _run_cls_contender(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -629,7 +642,8 @@ def bench_classification(quick: bool = False) -> dict[str, Any]:
     from tunelab.data.prep_config import PrepConfig
     from tunelab.data.versions import read_split
     from tunelab.models import resolve_base_model
-    from tunelab.train.config import TrainConfig, resolve
+    from tunelab.train.config import TrainConfig
+    from tunelab.train.setup import planned_config
 
     base = resolve_base_model(CLS_BASE)
     with tempfile.TemporaryDirectory(prefix="train-bench-cls-") as tmp:
@@ -639,8 +653,8 @@ def bench_classification(quick: bool = False) -> dict[str, Any]:
                           mapping={"SMS": "text", "Label": "label"}).version
         prep = yaml.safe_load((ROOT / "examples" / "sms_spam" / "prep.yaml").read_text())
         version = prepare(store, raw.id, PrepConfig.model_validate(prep))
-        recipe = resolve(TrainConfig(dataset=version.id, base_model=CLS_BASE, task="classification"),
-                         "classification").model_dump(mode="json")
+        recipe = planned_config(store, TrainConfig(dataset=version.id, base_model=CLS_BASE, task="classification",
+                                                   method="lora")).model_dump(mode="json")
         labels = sorted(set(read_split(version, "train").column("label").to_pylist()))
         spec = {"bench": "cls", "quick": quick, "workdir": str(work), "home": str(work / "home"),
                 "dataset_id": version.id, "base_path": base.path, "recipe": recipe,
@@ -686,13 +700,15 @@ def _report_classification(results: dict[str, dict[str, Any]], recipe: dict[str,
         f"(dedup, PII redaction, split 80/10/10 stratified, seed 42, leakage removal; rows {splits}); tunelab's "
         f"default classification recipe for both: LoRA r={lora['r']}, alpha={lora['alpha']}, dropout "
         f"{lora['dropout']} on {', '.join(peer['target_modules'])} + trained classifier head "
-        f"({ours['trainable_params']:,} trainable params), lr {recipe['learning_rate']}, {steps}, batch "
+        f"({ours['trainable_params']:,} trainable params), lr {recipe['learning_rate']} (head "
+        f"{recipe['head_learning_rate']}), {steps}, batch "
         f"{recipe['batch_size']}, max length {recipe['max_seq_length']}, linear decay, {recipe['warmup_ratio']:.0%} "
         f"warmup, weight decay {recipe['weight_decay']}, clip {recipe['max_grad_norm']}, seed {recipe['seed']}, "
         f"fp32, {_threads()} torch threads. tunelab: recipe.train with every default (length-grouped batches; "
-        "validation 4 times per epoch, every epoch trained, the checkpoint with the best validation macro F1 restored; a "
-        f"checkpoint at each evaluation). transformers.Trainer: random batches padded by DataCollatorWithPadding, "
-        f"no evaluation, checkpoints every 500 steps + at the end, optimizer {peer['optim']}. train_s: training "
+        "validation 4 times per epoch, every epoch trained, the checkpoint with the best validation macro F1 restored; "
+        "a checkpoint at each evaluation). transformers.Trainer: random batches padded by DataCollatorWithPadding, "
+        "no evaluation, checkpoints every 500 steps + at the end, AdamW with the same two learning rates. train_s: "
+        "training "
         "loop minus in-loop evaluation (tunelab eval_s) and checkpoint writes (checkpoint_s); examples_per_s = "
         "examples trained / train_s; tokens_per_s counts non-pad tokens. test_accuracy: one function for both, "
         "base encoder + saved adapter loaded fresh, on the whole test split. x_examples_per_s: tunelab / Trainer.")

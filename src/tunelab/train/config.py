@@ -1,7 +1,8 @@
 """The `tunelab train` config: one pydantic schema that is the YAML keys, the --set overrides and the docs.
 
 A config can be four lines (dataset, base_model, task, method); every other field has a default that works, and
-`resolve()` fills the ones that depend on the task and method (learning rate, epochs).
+`resolve()` fills the ones that depend on the task and method; for (token) classification, `defaults.fit_to_data`
+then fills those that depend on the data (batch size, epochs, learning rates, warmup).
 """
 
 from __future__ import annotations
@@ -59,14 +60,19 @@ class TrainConfig(Schema):
     method: Literal["lora", "qlora", "full"] = Field("lora", description="LoRA adapter, 4-bit QLoRA (CUDA), or all "
                                                      "weights.")
     name: str | None = Field(None, description="Name of the run and model (default: dataset-task-method).")
-    epochs: float | None = Field(None, gt=0, description="Passes over the train split (default: sft 2, "
-                                 "classification and token_classification 4).")
+    epochs: float | None = Field(None, gt=0, description="Passes over the train split (default: sft 2; "
+                                 "classification and token_classification by data, see docs/training.md).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
-    learning_rate: float | None = Field(None, gt=0, description="Peak learning rate (default by method: lora 2e-4 "
-                                        "for sft, 1e-3 for (token) classification; full 5e-5).")
+    learning_rate: float | None = Field(None, gt=0, description="Peak learning rate (default: sft lora 2e-4, "
+                                        "full 5e-5; (token) classification by method and model size, see "
+                                        "docs/training.md).")
+    head_learning_rate: float | None = Field(None, gt=0, description="(token) classification: peak learning rate "
+                                             "of the new head (default: 1e-3, or learning_rate if higher).")
     lr_scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
-    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps spent warming up.")
-    batch_size: int = Field(8, ge=1, description="Examples per step and process (sft with packing: see max_tokens).")
+    warmup_ratio: float | None = Field(None, ge=0, lt=1, description="Share of steps spent warming up (default: "
+                                       "sft 0.06, (token) classification 0.1).")
+    batch_size: int | None = Field(None, ge=1, description="Examples per step and process (default: sft 8, with "
+                                   "packing see max_tokens; (token) classification by data, see docs/training.md).")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm; null: no clipping.")
@@ -87,6 +93,10 @@ class TrainConfig(Schema):
                                                        "inverse class frequency.")
     lora: LoraSettings = LoraSettings()
     eval_every: int | None = Field(None, ge=1, description="Evaluate every N steps (default: 4 times per epoch).")
+    eval_examples: int | None = Field(None, ge=1, description="In-loop validation on at most this many validation "
+                                      "examples, the same seeded sample at every evaluation (default: sft 256, "
+                                      "where each evaluation is a forward pass over long replies; (token) "
+                                      "classification all). `tunelab eval` always scores the whole test split.")
     early_stopping: EarlyStopping = EarlyStopping()
     checkpoint_every: int | None = Field(None, ge=1, description="Checkpoint every N steps (default: at each eval).")
     keep_checkpoints: int = Field(2, ge=1, description="Recent checkpoints kept (the best is always kept).")
@@ -100,13 +110,18 @@ class TrainConfig(Schema):
 
 
 LABELLED = ("classification", "token_classification")  # the tasks whose data has a label set (and an F1)
+SFT_EVAL_EXAMPLES = 256
 
 
 def resolve(cfg: TrainConfig, dataset_kind: str) -> TrainConfig:
     """The config with every automatic value filled in, as recorded by the run."""
     task = cfg.task if cfg.task != "auto" else (dataset_kind if dataset_kind in LABELLED else "sft")
     classification = task in LABELLED
-    rate = cfg.learning_rate or (5e-5 if cfg.method == "full" else (1e-3 if classification else 2e-4))
+    # (token) classification values that depend on the data are left None for defaults.fit_to_data
+    sft = {} if classification else {
+        "learning_rate": cfg.learning_rate or (5e-5 if cfg.method == "full" else 2e-4), "epochs": cfg.epochs or 2.0,
+        "batch_size": cfg.batch_size or 8, "warmup_ratio": 0.06 if cfg.warmup_ratio is None else cfg.warmup_ratio,
+        "eval_examples": cfg.eval_examples or SFT_EVAL_EXAMPLES}
     metric = cfg.early_stopping.metric
     if metric == "auto":
         metric = "val_f1" if classification else "val_loss"
@@ -115,8 +130,7 @@ def resolve(cfg: TrainConfig, dataset_kind: str) -> TrainConfig:
                          "use early_stopping.metric: val_loss (or auto)")
     return cfg.model_copy(update={
         "task": task,
-        "learning_rate": rate,
-        "epochs": cfg.epochs or (4.0 if classification else 2.0),
+        **sft,
         "early_stopping": cfg.early_stopping.model_copy(update={"metric": metric}),
         "name": cfg.name or None,
     })

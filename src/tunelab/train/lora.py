@@ -24,7 +24,7 @@ def _linear_classes() -> tuple[type, ...]:
     return (nn.Linear, Conv1D)
 
 
-def _head_names(model: nn.Module) -> list[str]:
+def head_names(model: nn.Module) -> list[str]:
     """Top-level modules that sit outside the backbone: the classification head (classifier, score, pre_classifier,
     classification_head, ...) or the LM head. These are what a classification adapter must train and save whole."""
     prefix = getattr(model, "base_model_prefix", "")
@@ -37,7 +37,7 @@ def _head_names(model: nn.Module) -> list[str]:
 
 def _excluded_prefixes(model: nn.Module) -> list[str]:
     """Module names whose subtree LoRA never targets: output heads and embeddings."""
-    excluded = set(_head_names(model))
+    excluded = set(head_names(model))
     get_output = getattr(model, "get_output_embeddings", None)
     output_head = get_output() if callable(get_output) else None
     for name, module in model.named_modules():
@@ -126,7 +126,7 @@ def apply_lora(model: nn.Module, *, r: int, alpha: int, dropout: float, target_m
     targets = _requested(target_modules, model)
     modules_to_save = None
     if task != "sft":
-        modules_to_save = _head_names(model)
+        modules_to_save = head_names(model)
         if not modules_to_save:
             raise InputError(f"{type(model).__name__} has no classification head to train",
                              "load the base model with AutoModelFor(Sequence|Token)Classification")

@@ -5,8 +5,10 @@ Each piece is a small function so the recipe reads top to bottom; nothing here t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +31,9 @@ from tunelab.store import Store
 from tunelab.train import data as tdata
 from tunelab.train import tagging
 from tunelab.train.config import TrainConfig, resolve
+from tunelab.train.defaults import DataFacts, fit_to_data
 from tunelab.train.device import DevicePlan, plan_device, quantization_config
-from tunelab.train.lora import apply_lora, trainable_summary
+from tunelab.train.lora import apply_lora, head_names, trainable_summary
 
 AUTO_MODELS = {"sft": AutoModelForCausalLM, "classification": AutoModelForSequenceClassification,
                "token_classification": AutoModelForTokenClassification}
@@ -170,16 +173,58 @@ def plan_epochs(cfg: TrainConfig, train: tdata.Encoded, world: int = 1) -> tuple
     return plans, total
 
 
+def _head_parameters(model: torch.nn.Module) -> set[int]:
+    """ids of the trainable parameters of a new classification head (LoRA's trainable copy included)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {id(p) for name in head_names(base) for p in getattr(base, name).parameters() if p.requires_grad}
+
+
 def optimizer_and_schedule(cfg: TrainConfig, model: torch.nn.Module, total_steps: int) -> tuple[Any, Any]:
+    """AdamW with decay on matrices only; a (token) classification head gets its own learning rate. The body's
+    groups come first, so the scheduler's first rate (the one logged) is the body's."""
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, foreach=True)
+    head = _head_parameters(model) if cfg.task != "sft" and cfg.head_learning_rate else set()
+    groups = []
+    for rate, members in ((cfg.learning_rate, [p for p in params if id(p) not in head]),
+                          (cfg.head_learning_rate, [p for p in params if id(p) in head])):
+        groups += [{"params": [p for p in members if p.ndim >= 2], "weight_decay": cfg.weight_decay, "lr": rate},
+                   {"params": [p for p in members if p.ndim < 2], "weight_decay": 0.0, "lr": rate}]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate, foreach=True)
     warmup = cfg.warmup_ratio * total_steps
     scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=int(warmup),
                               num_training_steps=total_steps)
     return optimizer, scheduler
+
+
+def validation_sample(validation: tdata.Encoded | None, limit: int | None, seed: int) -> tdata.Encoded | None:
+    """At most `limit` validation examples, a seeded sample in their original order, fixed for the whole run."""
+    if validation is None or not limit or len(validation.input_ids) <= limit:
+        return validation
+    keep = sorted(random.Random(seed).sample(range(len(validation.input_ids)), limit))
+    return dataclasses.replace(validation, input_ids=[validation.input_ids[i] for i in keep],
+                               labels=[validation.labels[i] for i in keep])
+
+
+def data_facts(cfg: TrainConfig, train: tdata.Encoded, label2id: dict[str, int] | None,
+               model_config: Any) -> DataFacts:
+    """What defaults.fit_to_data reads; token classification counts entity types, not B-/I- tags."""
+    labels = len(label2id or {})
+    if cfg.task == "token_classification" and label2id:
+        labels = len({tag[2:] for tag in label2id if tag != "O"})
+    hidden = next((getattr(model_config, k) for k in ("hidden_size", "dim", "d_model", "n_embd") if
+                   isinstance(getattr(model_config, k, None), int)), None)
+    return DataFacts(examples=len(train.input_ids), labels=labels,
+                     mean_tokens=sum(train.lengths) / max(1, len(train.input_ids)), hidden_size=hidden)
+
+
+def planned_config(store: Store, cfg_given: TrainConfig) -> TrainConfig:
+    """The resolved config a run of `cfg_given` would train with, without loading the model (for benchmarks that
+    give a peer the same recipe, and for showing the defaults before training)."""
+    dataset = load_dataset(store, cfg_given)
+    cfg = resolve(cfg_given, dataset.kind)
+    base = resolve_base_model(cfg.base_model, store.workspace)
+    train, _, label2id = encode(cfg, dataset, load_tokenizer(base))
+    return fit_to_data(cfg, data_facts(cfg, train, label2id, AutoConfig.from_pretrained(base.path)))[0]
 
 
 def class_weights(cfg: TrainConfig, train: tdata.Encoded, label2id: dict[str, int] | None,
@@ -215,12 +260,15 @@ def build(store: Store, cfg_given: TrainConfig) -> Setup:
     train, validation, label2id = encode(cfg, dataset, tokenizer)
     cfg = _step_tokens(cfg, train, device)
     model = load_model(base, cfg, device, label2id, tokenizer)
+    cfg, defaults = fit_to_data(cfg, data_facts(cfg, train, label2id, model.config))
+    validation = validation_sample(validation, cfg.eval_examples, cfg.seed)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     plans, total_steps = plan_epochs(cfg, train, world)
     optimizer, scheduler = optimizer_and_schedule(cfg, model, total_steps)
     summary = {"train_examples": len(train.input_ids), "validation_examples": len(validation.input_ids)
                if validation else 0, "truncated": train.truncated, "dropped": train.dropped,
                "parameters": trainable_summary(model), "device": device.device, "dtype": str(device.dtype),
-               "attn_implementation": device.attn_implementation, "notes": device.notes}
+               "attn_implementation": device.attn_implementation, "notes": device.notes,
+               "defaults": defaults}
     return Setup(cfg, dataset, base, device, tokenizer, model, train, validation, label2id, plans, total_steps,
                  optimizer, scheduler, class_weights(cfg, train, label2id, device), summary, device.grad_scaler())
