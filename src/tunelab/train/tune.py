@@ -34,7 +34,7 @@ from pydantic import BaseModel, ValidationError
 from tunelab.errors import InputError, NotFoundError, TunelabError
 from tunelab.progress import say
 from tunelab.store import Store
-from tunelab.store.store import sqlalchemy_url
+from tunelab.store.store import DEFAULT_PROJECT, sqlalchemy_url
 from tunelab.train.config import SearchRange, TrainConfig, resolve
 
 # the study compares runs on one dataset and task; the rest is bookkeeping that does not change a result
@@ -167,8 +167,11 @@ def _storage(store: Store) -> Any:
 
 
 def study_name(store: Store, cfg: TrainConfig) -> str:
+    """The optuna study of this config; outside the default project the project is part of the name, so two
+    projects tuning configs of the same name never share (or see) one study."""
     dataset = store.get_dataset(cfg.dataset)
-    return cfg.name or f"tune-{dataset.id}-{resolve(cfg, dataset.kind).task}"
+    name = cfg.name or f"tune-{dataset.id}-{resolve(cfg, dataset.kind).task}"
+    return name if store.project == DEFAULT_PROJECT else f"{store.project}/{name}"
 
 
 def tune(store: Store, cfg: TrainConfig, trials: int | None = None) -> dict[str, Any]:
