@@ -28,7 +28,7 @@ demo: install
 	$(PY) examples/demo.py
 
 test: install
-	$(PY) -m pytest -q --durations=40
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=40
 
 bench: install
 	$(PY) bench/run.py

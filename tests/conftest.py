@@ -10,6 +10,11 @@ import pytest
 
 from tunelab.store import open_store
 
+# `make test` runs two workers (pytest -n 2): each gets one core's worth of threads, here and in the subprocesses
+# it starts; two workers with two torch threads each on a 2-core machine spin against each other.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # tiny random models + tokenizers (no hub), shared by the train and evaluate tests
 pytest_plugins = ["tiny_models"]
 
