@@ -224,7 +224,6 @@ def train_command(
     result = train(store, cfg, resume=resume)
     if result.get("rank"):  # another process of a --nproc run: rank 0 reports
         return
-    cli_lineage.write_card(store, result.get("model"))
     emit(result, as_json, _run_text(result))
     if result["state"] != "succeeded":
         raise SystemExit(3)
@@ -249,7 +248,6 @@ def tune_command(
 
     store = open_as("train.run", str(config))
     result = tune(store, load_config(TrainConfig, config, set_), trials)
-    cli_lineage.write_card(store, result.get("model"))
     params = ", ".join(f"{k}={v}" for k, v in result["best_params"].items())
     emit(result, as_json, f"study {result['study']}: {result['trials']} trial(s), {result['pruned']} pruned\n"
                           f"  best: trial {result['best_trial']}, validation loss {result['best_value']:.4f} "

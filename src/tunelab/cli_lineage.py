@@ -14,7 +14,6 @@ from tunelab.govern.access import open_as
 
 if TYPE_CHECKING:
     from tunelab.govern.erasure import ErasureResult
-    from tunelab.store import Store
 
 
 def data_erase(
@@ -80,14 +79,6 @@ def models_card(model: Annotated[str, typer.Argument(help="Model id, name or NAM
     from tunelab.govern import cards
 
     sys.stdout.write(cards.render(open_as("model.read", model), model))
-
-
-def write_card(store: Store, model_id: str | None) -> None:
-    """The card of a model `tunelab train` or `tune` just registered (the recipe itself does not write one yet)."""
-    if model_id:
-        from tunelab.govern import cards
-
-        cards.refresh(store, model_id)
 
 
 def register(data_app: typer.Typer, models_app: typer.Typer) -> None:

@@ -23,6 +23,7 @@ import torch.distributed as dist
 import yaml
 
 from tunelab.errors import InputError
+from tunelab.govern import cards
 from tunelab.store import Store
 from tunelab.train import checkpoint, runs
 from tunelab.train.checkpoint import LoopState
@@ -196,6 +197,7 @@ def _finish(store: Store, setup: Setup, outcome: Outcome, run_id: str, out: Path
     if state.best_step is not None and state.best_step != state.step:
         checkpoint.load_weights(out / "checkpoints" / f"checkpoint-{state.best_step:07d}", setup.model)
     model_id = _save_model(store, setup, state, run_id, out)
+    cards.refresh(store, model_id)  # a Hugging Face model card beside the weights, from the first moment
     store.update_run(run_id, state="succeeded", model_id=model_id, pid=None, finished_at=_now(), **common)
     store.audit("train.finish", run_id, {"model": model_id, "steps": state.step})
     return {**runs.summary(store.get_run(run_id)), "model": model_id, "early_stopped": outcome.early_stopped,
