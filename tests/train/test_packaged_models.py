@@ -47,6 +47,6 @@ def test_smollm2_lora_sft_trains_a_few_steps(store):
     base = resolve_base_model("smollm2-135m", store.workspace)
     assert (Path(base.path) / "config.json").exists() and base.revision.startswith("sha256:")
     result = train(store, TrainConfig(dataset=dataset, base_model="smollm2-135m", max_steps=2, max_tokens=256,
-                                      max_seq_length=256, eval_every=2))
+                                      max_seq_length=256, eval_every=2, eval_examples=8))
     assert result["state"] == "succeeded" and result["best_val_loss"] < 10
     assert (Path(result["output"]) / "adapter_model.safetensors").exists()

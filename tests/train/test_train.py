@@ -188,7 +188,7 @@ def test_mlflow_logging_records_the_config_and_metrics_by_step(store, intents, t
     assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/val_loss")] == [2, 4]
     params = run.data.params
     assert params["max_steps"] == "4" and params["threads"] == "1" and params["logging.mlflow"] == "True"
-    assert params["task"] == "classification" and params["learning_rate"] == "0.001"  # resolved, not as given
+    assert params["task"] == "classification" and params["learning_rate"] == "0.0005"  # resolved, not as given
     assert params["lora.r"] == "16" and params["lora.target_modules"] == "all-linear"
 
     def crash(step, metrics):
