@@ -322,8 +322,8 @@ def test_unknown_format_is_an_error_listing_the_known_ones(store, tmp_path):
         import_data(store, [str(path)], fmt="sms")
 
     assert error.value.message == "unknown --format 'sms'"
-    assert error.value.hint == ("use one of: auto, chat, instruction, completion, token_classification, classification, "
-                                "conll")
+    assert error.value.hint == ("use one of: auto, chat, instruction, completion, token_classification, "
+                                "classification, conll")
 
 
 def test_map_naming_a_missing_column_lists_the_files_own_columns(store, tmp_path):

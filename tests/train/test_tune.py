@@ -7,8 +7,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from toydata import intent_rows
 
+from toydata import intent_rows
 from tunelab.errors import InputError
 from tunelab.store import open_store
 from tunelab.train import tune as tune_module

@@ -61,8 +61,8 @@ def find_pii(texts: Sequence[str], *, entities: Sequence[str] = ENTITY_TYPES, us
     with the number of texts just finished.
 
     ner_engine picks the model behind PERSON and LOCATION: `spacy-sm`, spaCy's en_core_web_sm, or `tunelab`,
-    trained for business text (pii_model/; it also finds STREET_ADDRESS beside the patterns). use_ner=False skips PERSON and
-    LOCATION and loads no model. `workers` caps the processes doing the work:
+    trained for business text (pii_model/; it also finds STREET_ADDRESS beside the patterns). use_ner=False skips
+    PERSON and LOCATION and loads no model. `workers` caps the processes doing the work:
     with more than one and enough texts (2,000 with NER, 25,000 without), spawned helpers share it, so a calling
     script needs the usual `if __name__ == "__main__":` guard.
     """
