@@ -402,7 +402,7 @@ def _cls_trainer(spec: dict[str, Any]) -> dict[str, Any]:
     args = TrainingArguments(output_dir=str(Path(spec["workdir"]) / "hf-trainer"),
                              learning_rate=recipe["learning_rate"],
                              per_device_train_batch_size=recipe["batch_size"], num_train_epochs=recipe["epochs"],
-                             warmup_ratio=recipe["warmup_ratio"], lr_scheduler_type=recipe["lr_scheduler"],
+                             warmup_steps=recipe["warmup_ratio"], lr_scheduler_type=recipe["lr_scheduler"],
                              weight_decay=recipe["weight_decay"], max_grad_norm=recipe["max_grad_norm"],
                              seed=recipe["seed"], report_to="none", disable_tqdm=True, **extra)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
@@ -423,8 +423,11 @@ def _head_rate_adamw(model: Any, recipe: dict[str, Any]) -> Any:
     the Trainer builds its linear warmup schedule around it."""
     import torch
 
-    head = [p for n, p in model.named_parameters() if p.requires_grad and "classifier" in n]
-    body = [p for n, p in model.named_parameters() if p.requires_grad and "classifier" not in n]
+    from tunelab.train.setup import head_parameters
+
+    heads = head_parameters(model)  # the same parameters tunelab's optimizer gives the head rate
+    head = [p for p in model.parameters() if p.requires_grad and id(p) in heads]
+    body = [p for p in model.parameters() if p.requires_grad and id(p) not in heads]
     return torch.optim.AdamW([{"params": body, "lr": recipe["learning_rate"]},
                               {"params": head, "lr": recipe["head_learning_rate"] or recipe["learning_rate"]}],
                              lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])

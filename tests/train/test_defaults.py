@@ -17,9 +17,9 @@ def _fit(facts: DataFacts, method: str = "full", **given) -> tuple[TrainConfig, 
 
 
 def test_more_labels_train_longer_and_more_rows_take_bigger_batches():
-    intents = DataFacts(examples=8857, labels=64, mean_tokens=10, hidden_size=384)
-    spam = DataFacts(examples=4056, labels=2, mean_tokens=30, hidden_size=384)
-    tiny = DataFacts(examples=200, labels=5, mean_tokens=10, hidden_size=384)
+    intents = DataFacts(examples=8857, labels=64, hidden_size=384)
+    spam = DataFacts(examples=4056, labels=2, hidden_size=384)
+    tiny = DataFacts(examples=200, labels=5, hidden_size=384)
 
     (a, _), (b, _), (c, _) = _fit(intents), _fit(spam), _fit(tiny)
     assert (a.batch_size, b.batch_size, c.batch_size) == (32, 32, 8)
@@ -30,13 +30,13 @@ def test_more_labels_train_longer_and_more_rows_take_bigger_batches():
 
 def test_learning_rate_follows_the_method_and_the_model_size():
     def rate(method: str, hidden: int) -> float:
-        return _fit(DataFacts(1000, 4, 10, hidden), method)[0].learning_rate
+        return _fit(DataFacts(1000, 4, hidden), method)[0].learning_rate
 
     assert (rate("full", 384), rate("full", 768), rate("full", 2048), rate("lora", 384)) == (1e-4, 5e-5, 2e-5, 5e-4)
 
 
 def test_what_the_user_sets_is_kept_and_not_reported_as_chosen():
-    facts = DataFacts(examples=8857, labels=64, mean_tokens=10, hidden_size=384)
+    facts = DataFacts(examples=8857, labels=64, hidden_size=384)
     cfg, chosen = _fit(facts, batch_size=4, learning_rate=3e-5, epochs=1, warmup_ratio=0.0)
     assert (cfg.batch_size, cfg.learning_rate, cfg.epochs, cfg.warmup_ratio) == (4, 3e-5, 1, 0.0)
     assert set(chosen) == {"head_learning_rate"} and cfg.head_learning_rate == 1e-3
@@ -46,7 +46,7 @@ def test_what_the_user_sets_is_kept_and_not_reported_as_chosen():
 def test_sft_is_left_to_resolve():
     cfg = resolve(TrainConfig(dataset="d", base_model="m", task="sft"), "chat")
     assert (cfg.batch_size, cfg.epochs, cfg.learning_rate, cfg.warmup_ratio) == (8, 2.0, 2e-4, 0.06)
-    assert fit_to_data(cfg, DataFacts(100, 0, 50, 64)) == (cfg, {})
+    assert fit_to_data(cfg, DataFacts(100, 0, 64)) == (cfg, {})
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])

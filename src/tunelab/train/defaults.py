@@ -6,7 +6,7 @@ rising at the end) while over-spending steps on 2-label data. The rules below we
 SNIPS together (docs/training.md, "Defaults that adapt"), and each value they pick is recorded in the run, with the
 reason, under `environment.setup.defaults`. A value the user sets is never changed.
 
-The quantities they read are cheap to know before training: examples, labels, mean tokens, hidden size.
+The quantities they read are cheap to know before training: examples, labels, hidden size.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ class DataFacts:
 
     examples: int
     labels: int
-    mean_tokens: float
     hidden_size: int | None
 
 

@@ -173,7 +173,7 @@ def plan_epochs(cfg: TrainConfig, train: tdata.Encoded, world: int = 1) -> tuple
     return plans, total
 
 
-def _head_parameters(model: torch.nn.Module) -> set[int]:
+def head_parameters(model: torch.nn.Module) -> set[int]:
     """ids of the trainable parameters of a new classification head (LoRA's trainable copy included)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return {id(p) for name in head_names(base) for p in getattr(base, name).parameters() if p.requires_grad}
@@ -183,7 +183,7 @@ def optimizer_and_schedule(cfg: TrainConfig, model: torch.nn.Module, total_steps
     """AdamW with decay on matrices only; a (token) classification head gets its own learning rate. The body's
     groups come first, so the scheduler's first rate (the one logged) is the body's."""
     params = [p for p in model.parameters() if p.requires_grad]
-    head = _head_parameters(model) if cfg.task != "sft" and cfg.head_learning_rate else set()
+    head = head_parameters(model) if cfg.task != "sft" and cfg.head_learning_rate else set()
     groups = []
     for rate, members in ((cfg.learning_rate, [p for p in params if id(p) not in head]),
                           (cfg.head_learning_rate, [p for p in params if id(p) in head])):
@@ -213,8 +213,7 @@ def data_facts(cfg: TrainConfig, train: tdata.Encoded, label2id: dict[str, int] 
         labels = len({tag[2:] for tag in label2id if tag != "O"})
     hidden = next((getattr(model_config, k) for k in ("hidden_size", "dim", "d_model", "n_embd") if
                    isinstance(getattr(model_config, k, None), int)), None)
-    return DataFacts(examples=len(train.input_ids), labels=labels,
-                     mean_tokens=sum(train.lengths) / max(1, len(train.input_ids)), hidden_size=hidden)
+    return DataFacts(examples=len(train.input_ids), labels=labels, hidden_size=hidden)
 
 
 def planned_config(store: Store, cfg_given: TrainConfig) -> TrainConfig:
