@@ -85,6 +85,14 @@ def test_missing_and_wrong_keys_are_401_and_audited_without_the_secret(world):
     assert all(e["outcome"] == "denied" for e in failed) and wrong.split(".")[1] not in str(failed)
 
 
+def test_an_unauthenticated_client_cannot_write_into_another_projects_trail(world):
+    store, _keys, app = world
+    with _client(app) as client:
+        assert client.get("/v1/models", headers={"X-Tunelab-Project": "billing"}).status_code == 401
+    failed = [e for e in store.audit_log() if e["action"] == "auth.login"]
+    assert failed and {e["project"] for e in failed} == {"default"}
+
+
 def test_a_trusted_proxy_names_the_user_and_the_project(world):
     store, _keys, app = world
     with _client(app, PROXY) as client:

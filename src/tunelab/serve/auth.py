@@ -74,7 +74,9 @@ def _identify(server: Server, request: Request) -> Caller:
     except AuthError as exc:
         match = _KEY_ID.match(headers.get("authorization") or "")
         actor = claimed or (f"tl-{match[1]}" if match else "anonymous")
-        server.store.in_project(project, actor).audit("auth.login", request.url.path,
+        # only a trusted proxy may name the project: anyone else's header must not plant rows in a tenant's trail
+        trail = project if claimed else DEFAULT_PROJECT
+        server.store.in_project(trail, actor).audit("auth.login", request.url.path,
                                                       {"via": "proxy" if claimed else "key", "reason": exc.message},
                                                       outcome="denied")
         raise
