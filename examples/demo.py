@@ -56,7 +56,9 @@ def report_run(run: dict) -> None:
 def report_eval(result: dict) -> str:
     for model, metrics in result["models"].items():
         print(f"  {model:<28} " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-    for flag in result["flags"]:
+    for verdict in result["verdicts"]:
+        print(f"  {'win' if verdict['outcome'] == 'wins' else 'NO WIN'}: {verdict['sentence']}")
+    for flag in (f for f in result["flags"] if f not in {v["sentence"] for v in result["verdicts"]}):
         print(f"  flag: {flag}")
     return result["report"]
 

@@ -394,7 +394,9 @@ def _eval_text(result: dict[str, Any]) -> str:
     lines = [f"evaluation {result['evaluation']}"]
     for key, values in result["models"].items():
         lines.append(f"  {key}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
-    lines += [f"  flag: {flag}" for flag in result["flags"]]
+    verdicts = {v["sentence"] for v in result.get("verdicts", [])}
+    lines += [f"  verdict: {v['sentence']}" for v in result.get("verdicts", [])]
+    lines += [f"  flag: {flag}" for flag in result["flags"] if flag not in verdicts]
     if result["gate"]:
         lines.append(f"  gate: {'passed' if result['gate']['passed'] else 'FAILED'}")
     lines.append(f"  report: {result['report']}")

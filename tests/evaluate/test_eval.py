@@ -76,6 +76,9 @@ def test_chat_model_against_zero_and_k_shot_base_and_forgetting_flag(store, gree
     assert report["forgetting"]["metric"] == "perplexity" and report["forgetting"]["flagged"]
     assert report["comparisons"][keys[0]]["test"]["test"] == "paired bootstrap"
     assert len(report["worst"]) == min(10, report["examples"])
+    outcomes = {v["against"]: v["outcome"] for v in report["verdicts"]}
+    assert set(outcomes) == set(keys[:2]) and set(outcomes.values()) <= {"wins", "loses", "no clear difference"}
+    assert all(v["sentence"] in result["flags"] for v in report["verdicts"] if v["outcome"] != "wins")
 
 
 def test_deleting_the_dataset_deletes_the_reports_that_quote_it(store, classifier, regional_intents):

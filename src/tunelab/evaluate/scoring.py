@@ -68,6 +68,32 @@ def compare(task: str, tuned: dict[str, Any], other: dict[str, Any], resamples: 
     return {"deltas": deltas, "test": test}
 
 
+def verdicts(result: dict[str, Any], alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Win, loss or no clear difference against each base line, from the paired test the report already ran.
+
+    A fine-tuned model that loses to its prompted base is the most important thing a report can say, so it is said
+    in words (and raised as a flag) rather than left to a reader of the delta table. The metric is the one the
+    paired test scored: token F1 for generation, entity F1 for spans, accuracy for classifiers (McNemar)."""
+    labels = {c["key"]: c["label"] for c in result["contenders"]}
+    out = []
+    for c in result["contenders"]:
+        if c["role"] != "base":
+            continue
+        cmp = result["comparisons"][c["key"]]
+        test = cmp["test"]
+        metric = test.get("metric") or {"classification": "accuracy"}.get(result["task"], "f1_micro")
+        delta = test.get("delta", cmp["deltas"].get(metric))
+        significant = test["p_value"] < alpha
+        outcome = "no clear difference" if not significant or not delta else "wins" if delta > 0 else "loses"
+        ci = f"95% CI {test['ci'][0]:+.3f} to {test['ci'][1]:+.3f}, " if test.get("ci") else ""
+        words = {"wins": "beats", "loses": "loses to", "no clear difference": "is not clearly better than"}[outcome]
+        out.append({"against": c["key"], "metric": metric, "delta": delta, "ci": test.get("ci"),
+                    "p_value": test["p_value"], "outcome": outcome,
+                    "sentence": f"The fine-tuned model {words} {labels[c['key']]} on {metric}: {delta:+.3f} "
+                                f"({ci}{test['test']} p = {test['p_value']:.3g})."})
+    return out
+
+
 def per_class_deltas(tuned: dict[str, Any], base: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {label: {"base": base["metrics"]["per_class"][label]["f1"], "tuned": values["f1"]}
             for label, values in tuned["metrics"]["per_class"].items()}

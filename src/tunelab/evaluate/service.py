@@ -71,6 +71,7 @@ def evaluate(store: Store, model_ref: str, dataset_ref: str, options: EvalOption
     }
     result.update(_checks(contenders, tuned, scored, data, labels, options))
     result["notes"] = _notes(record, data, labels)
+    result["verdicts"] = scoring.verdicts(result)
     result["gate"] = gate(result, options.min_improvement)
     return _save(store, result, data)
 
@@ -245,7 +246,7 @@ def _save(store: Store, result: dict[str, Any], data: EvalSet) -> dict[str, Any]
         cards.refresh(store, tuned)
     return {"evaluation": result["evaluation"], "report": str(report), "json": str(folder / "eval.json"),
             "models": {c["key"]: _headline(result, c["key"]) for c in result["contenders"]},
-            "gate": result["gate"], "flags": flags(result)}
+            "verdicts": result["verdicts"], "gate": result["gate"], "flags": flags(result)}
 
 
 def _headline(result: dict[str, Any], key: str) -> dict[str, float]:
@@ -256,7 +257,7 @@ def _headline(result: dict[str, Any], key: str) -> dict[str, float]:
 
 def flags(result: dict[str, Any]) -> list[str]:
     """Every warning the report raises, as sentences."""
-    out = []
+    out = [v["sentence"] for v in result.get("verdicts", []) if v["outcome"] != "wins"]
     if result.get("forgetting") and result["forgetting"]["flagged"]:
         out.append(result["forgetting"]["reason"])
     bias_of_tuned = (result.get("bias") or {}).get(result["tuned"])
