@@ -31,7 +31,6 @@ from tunelab.govern.matching import Criteria
 from tunelab.progress import say
 from tunelab.records import DatasetVersion
 from tunelab.store import Store
-from tunelab.store import approvals as registry_table
 from tunelab.store import erasure as erased_rows
 
 QUARANTINED = "quarantined"
@@ -120,13 +119,13 @@ def erase(store: Store, criteria: Criteria, dry_run: bool = False, retrain: bool
         return ErasureResult(erasure=erasure, dry_run=True, matched_rows=sum(direct.values()), versions=planned,
                              models=[_retrain_entry(store, m, {}) for m in models])
     for model in models:  # first: should anything below fail, no model of the subject's data stays servable
-        registry_table.set_stage(store, model["id"], QUARANTINED)
+        store.set_stage(model["id"], QUARANTINED)
     changes = _replace_all(store, versions, direct, criteria, erasure)
     replaced = {c.old: c.new for c in changes}
     for version in versions:
         delete(store, version.id, force=True)
     entries = [_retrain_entry(store, m, replaced) for m in models]
-    requests = erased_rows.delete_requests_quoting(store, criteria.values())
+    requests = store.delete_requests_quoting(criteria.values())
     erased_rows.compact(store)
     digest, salt = criteria.receipt()
     folder = store.workspace.home / "erasures" / erasure

@@ -50,7 +50,7 @@ def promote(store: Store, ref: str, to: str) -> dict[str, Any]:
         raise ConflictError(f"{model['id']} is {stage}: it can go to {to} only from {' or '.join(_FROM[to])}",
                             "the stages run candidate -> staging -> production -> retired")
     if to != "production":
-        table.set_stage(store, model["id"], to)
+        store.set_stage(model["id"], to)
         store.audit("model.promote", model["id"], {"from": stage, "to": to})
         cards.refresh(store, model["id"])
         return {"model": model["id"], "stage": to, "pending": False}
@@ -76,7 +76,7 @@ def approve(store: Store, ref: str) -> dict[str, Any]:
         raise ConflictError(f"{model['id']} was evaluated again since the request ({evaluation})",
                             "ask again: `tunelab models promote MODEL --to production`")
     table.approve(store, request["id"], store.principal.name)
-    table.set_stage(store, model["id"], "production")
+    store.set_stage(model["id"], "production")
     store.audit("model.approve", model["id"], {"evaluation": evaluation, "requested_by": request["requested_by"]})
     cards.refresh(store, model["id"])
     return {"model": model["id"], "stage": "production", "evaluation": evaluation,

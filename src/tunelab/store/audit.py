@@ -142,3 +142,21 @@ def entries(engine: Engine, since: datetime | None = None, actor: str | None = N
         rows = [dict(r._mapping) for r in conn.execute(query)]
     rows.sort(key=lambda r: r["id"])
     return [{**r, "at": r["at"].isoformat()} for r in rows]
+
+
+class AuditTable:
+    """The audit methods of `Store` (a mixin): rows name the store's actor and project, set by
+    `tunelab.govern.access` through `Store.act_as`."""
+
+    engine: Engine
+    actor: str
+    project: str
+
+    def audit(self, action: str, target: str, detail: dict[str, Any] | None = None, outcome: str = "ok") -> None:
+        """Append one hash-chained row; secrets in `detail` are dropped."""
+        append(self.engine, actor=self.actor, project=self.project, action=action, target=target, detail=detail,
+               outcome=outcome)
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest rows first."""
+        return list(reversed(entries(self.engine, limit=limit)))

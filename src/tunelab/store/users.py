@@ -6,17 +6,13 @@ come in already checked and hashed; nothing here knows about passwords or roles 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
 
+from tunelab.store.rows import now, row_values
 from tunelab.store.schema import GrantRow, ProjectRow, UserRow
-from tunelab.store.store import Store, _row_values
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+from tunelab.store.store import Store
 
 
 def count_users(store: Store) -> int:
@@ -27,37 +23,37 @@ def count_users(store: Store) -> int:
 
 def add_user(store: Store, user_id: str, name: str, kind: str, password_hash: str | None) -> dict[str, Any]:
     with store.session() as s, s.begin():
-        s.add(UserRow(id=user_id, name=name, kind=kind, password_hash=password_hash, created_at=_now()))
+        s.add(UserRow(id=user_id, name=name, kind=kind, password_hash=password_hash, created_at=now()))
     return find_user(store, name)
 
 
 def find_user(store: Store, name: str) -> dict[str, Any] | None:
     with store.session() as s:
         row = s.scalars(select(UserRow).where(UserRow.name == name)).first()
-        return _row_values(row) if row else None
+        return row_values(row) if row else None
 
 
 def find_user_by_id(store: Store, user_id: str) -> dict[str, Any] | None:
     with store.session() as s:
         row = s.get(UserRow, user_id)
-        return _row_values(row) if row else None
+        return row_values(row) if row else None
 
 
 def list_users(store: Store) -> list[dict[str, Any]]:
     with store.session() as s:
-        return [_row_values(r) for r in s.scalars(select(UserRow).order_by(UserRow.created_at))]
+        return [row_values(r) for r in s.scalars(select(UserRow).order_by(UserRow.created_at))]
 
 
 def disable_user(store: Store, user_id: str) -> None:
     with store.session() as s, s.begin():
         row = s.get(UserRow, user_id)
         if row.disabled_at is None:
-            row.disabled_at = _now()
+            row.disabled_at = now()
 
 
 def add_project(store: Store, name: str) -> None:
     with store.session() as s, s.begin():
-        s.add(ProjectRow(name=name, created_at=_now()))
+        s.add(ProjectRow(name=name, created_at=now()))
 
 
 def list_projects(store: Store) -> list[str]:
@@ -68,7 +64,7 @@ def list_projects(store: Store) -> list[str]:
 def set_grant(store: Store, user_id: str, project: str, role: str) -> None:
     """Give `role` in `project`, replacing the role held there before (one role per user and project)."""
     with store.session() as s, s.begin():
-        s.merge(GrantRow(user_id=user_id, project=project, role=role, created_at=_now()))
+        s.merge(GrantRow(user_id=user_id, project=project, role=role, created_at=now()))
 
 
 def remove_grant(store: Store, user_id: str, project: str) -> bool:
