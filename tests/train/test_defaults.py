@@ -23,7 +23,8 @@ def test_more_labels_train_longer_and_more_rows_take_bigger_batches():
 
     (a, _), (b, _), (c, _) = _fit(intents), _fit(spam), _fit(tiny)
     assert (a.batch_size, b.batch_size, c.batch_size) == (32, 32, 8)
-    assert a.epochs > b.epochs == 3  # 64 intents need more passes than 2 labels; never fewer than 3
+    assert a.epochs > b.epochs == 3  # 64 intents need more passes than 2 labels
+    assert _fit(DataFacts(examples=12012, labels=7, hidden_size=384))[0].epochs == 2  # the floor: never one pass
     assert c.epochs == 15  # (300 + 15 x 5) steps at 25 steps per epoch
     assert a.warmup_ratio == 0.1 and a.head_learning_rate == 1e-3
 
