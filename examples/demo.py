@@ -2,9 +2,9 @@
 
 Data: import and prepare the SMS spam and customer-support sets. Training: the SMS spam classifier (LoRA on
 all-MiniLM-L6-v2, the default recipe) and a short LoRA fine-tune of SmolLM2-135M-Instruct on the support data.
-Evaluation: each model against its base on its test split (the chatbot on its first rows, to keep the demo short),
-with the HTML reports' paths printed at the end. Serving: an API key, the server on the chatbot for a few seconds,
-and one question asked through the real `openai` client.
+Evaluation: each model against its base on its test split (the chatbot on a seeded sample of its rows, to keep
+the demo short), with the HTML reports' paths printed at the end. Serving: an API key, the server on the chatbot
+for a few seconds, and one question asked through the real `openai` client.
 
 Each step prints the command it runs, so the demo doubles as a tour of what to type.
 """

@@ -45,9 +45,13 @@ def _split_last_answer(conversation: list[dict[str, str]], row: int) -> tuple[li
 
 
 def eval_set(table: pa.Table, kind: str, group_column: str | None = None, limit: int | None = None) -> EvalSet:
-    """The first `limit` rows of a split (all when None) as an EvalSet."""
-    if limit is not None:
-        table = table.slice(0, limit)
+    """A split (or `limit` of its rows) as an EvalSet.
+
+    `limit` draws a seeded sample, kept in split order, rather than the first rows: prepared files are often sorted
+    (by intent, by label), and their first 24 rows may hold three intents of twenty-seven, where a few-shot base
+    that happens to see one of them as a shot looks better than it is."""
+    if limit is not None and limit < table.num_rows:
+        table = table.take(sorted(random.Random(0).sample(range(table.num_rows), limit)))
     groups = None
     if group_column:
         if group_column not in table.column_names:

@@ -30,7 +30,7 @@ class EvalOptions:
     split: str = "test"
     compare: list[str] = field(default_factory=list)  # registered models or base model names
     group_column: str | None = None
-    limit: int | None = None  # score only the first N rows of the split
+    limit: int | None = None  # score a seeded sample of N rows of the split (inputs.eval_set says why)
     decoding: Decoding = field(default_factory=Decoding)
     min_improvement: dict[str, float] = field(default_factory=dict)  # metric -> delta the tuned model must beat
     forgetting: bool = True
@@ -47,7 +47,8 @@ def evaluate(store: Store, model_ref: str, dataset_ref: str, options: EvalOption
     quiet_transformers()
     record = store.get_model(model_ref)
     dataset = store.get_dataset(dataset_ref)
-    data = eval_set(read_split(dataset, options.split), dataset.kind, options.group_column, options.limit)
+    split = read_split(dataset, options.split)
+    data = eval_set(split, dataset.kind, options.group_column, options.limit)
     _check_fit(record, dataset.kind, data)
     train_version = store.get_dataset(record["dataset_id"])  # base lines learn from the tuned model's own train split
     train = read_split(train_version, "train")
@@ -70,7 +71,7 @@ def evaluate(store: Store, model_ref: str, dataset_ref: str, options: EvalOption
                         for c in contenders if c is not tuned},
     }
     result.update(_checks(contenders, tuned, scored, data, labels, options))
-    result["notes"] = _notes(record, data, labels)
+    result["notes"] = _notes(record, data, labels, split.num_rows)
     result["verdicts"] = scoring.verdicts(result)
     result["gate"] = gate(result, options.min_improvement)
     return _save(store, result, data)
@@ -90,10 +91,13 @@ def _types(record: dict[str, Any]) -> set[str]:
     return {tag[2:] for tag in record["labels"] if tag != "O"}
 
 
-def _notes(record: dict[str, Any], data: EvalSet, labels: list[str]) -> list[str]:
+def _notes(record: dict[str, Any], data: EvalSet, labels: list[str], split_rows: int) -> list[str]:
     unknown = [t for t in labels if data.task == "token_classification" and t not in _types(record)]
     notes = [f"entity type(s) {', '.join(unknown)} of the split are not among the model's types: every one of "
              "them counts as missed"] if unknown else []
+    if len(data) < split_rows:
+        notes.append(f"--limit: a seeded sample of {len(data):,} of the split's {split_rows:,} rows (seed 0, in split "
+                     "order); the intervals are those of this sample")
     for note in notes:
         say(f"note: {note}")
     return notes
