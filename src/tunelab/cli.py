@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from tunelab.cli_output import JsonFlag, emit
 from tunelab.errors import InputError, TunelabError
 from tunelab.govern.access import open_as
 from tunelab.progress import say
+
+if TYPE_CHECKING:
+    from tunelab.govern.keys import KeyCreated, KeyView
 
 app = typer.Typer(help="tunelab: from raw business text to a fine-tuned, evaluated and served model.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -277,11 +280,9 @@ def runs_list(as_json: JsonFlag = False) -> None:
     """
     from tunelab.train import runs
 
-    store = open_as("runs.read")
-    runs.refresh_stale(store)
-    items = [runs.summary(r) for r in store.list_runs()]
-    lines = [f"{r['run']}  {r['name']:<30} {r['state']:<11} step {r['step']}/{r['total_steps']}" for r in items]
-    emit({"runs": items}, as_json, "\n".join(lines) or "no runs yet")
+    items = runs.list_runs(open_as("runs.read"))
+    lines = [f"{r.run}  {r.name:<30} {r.state:<11} step {r.step}/{r.total_steps}" for r in items]
+    emit({"runs": [r.model_dump(mode="json") for r in items]}, as_json, "\n".join(lines) or "no runs yet")
 
 
 @runs_app.command("show")
@@ -292,11 +293,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id or name.")], as_js
     """
     from tunelab.train import runs
 
-    store = open_as("runs.read", run)
-    runs.refresh_stale(store)
-    record = store.get_run(run)
-    result = {**runs.summary(record), "config": record["config_resolved"], "environment": record["environment"],
-              "metrics": store.metrics(record["id"])}
+    result = runs.show(open_as("runs.read", run), run).model_dump(mode="json")
     emit(result, as_json, _run_text(result))
 
 
@@ -477,11 +474,11 @@ keys_app = typer.Typer(help="API keys for `tunelab serve`: create, list, revoke.
 app.add_typer(keys_app, name="keys")
 
 
-def _key_text(key: Any) -> str:
+def _key_text(key: KeyView | KeyCreated) -> str:
     models = ", ".join(key.models) if key.models is not None else "every model"
     expires = key.expires_at.isoformat(timespec="minutes") + " UTC" if key.expires_at else "never"
     rate = f"{key.rate_limit}/min" if key.rate_limit else "unlimited"
-    return (f"{key.id}  {key.name:<24} {key.state():<8} models: {models}; expires: {expires}; rate: {rate}; "
+    return (f"{key.id}  {key.name:<24} {key.state:<8} models: {models}; expires: {expires}; rate: {rate}; "
             f"scopes: {', '.join(key.scopes)}")
 
 
@@ -507,19 +504,14 @@ def keys_create(
 
     Example: tunelab keys create --name support-bot --models support-v2 --expires 30d --rate-limit 60
     """
-    from tunelab.govern.keys import create_key
-    from tunelab.govern.users import key_owner
+    from tunelab.govern import keys
 
-    store = open_as("keys.create", name)
-    key, plaintext = create_key(store, name, models=models, expires=expires, rate_limit=rate_limit, admin=admin,
-                                user_id=key_owner(store, user) if user else None, scopes=scope)
+    created = keys.create(open_as("keys.create", name), name, models=models, expires=expires, rate_limit=rate_limit,
+                          admin=admin, user=user, scopes=scope)
     notice = "This key cannot be shown again: store it now."
-    result = {"key": plaintext, "id": key.id, "name": key.name, "models": key.models,
-              "expires_at": key.expires_at.isoformat() if key.expires_at else None, "rate_limit": key.rate_limit,
-              "admin": key.admin, "scopes": list(key.scopes), "project": key.project}
     if as_json:
         say(notice)
-    emit(result, as_json, f"{_key_text(key)}\n\n  {plaintext}\n\n{notice}")
+    emit(created.model_dump(mode="json"), as_json, f"{_key_text(created)}\n\n  {created.key}\n\n{notice}")
 
 
 @keys_app.command("list")
@@ -528,10 +520,11 @@ def keys_list(as_json: JsonFlag = False) -> None:
 
     Example: tunelab keys list --json
     """
-    from tunelab.govern.keys import list_keys
+    from tunelab.govern import keys
 
-    keys = list_keys(open_as("keys.read"))
-    emit({"keys": [k.to_json() for k in keys]}, as_json, "\n".join(_key_text(k) for k in keys) or "no keys yet")
+    items = keys.views(open_as("keys.read"))
+    emit({"keys": [k.model_dump(mode="json") for k in items]}, as_json,
+         "\n".join(_key_text(k) for k in items) or "no keys yet")
 
 
 @keys_app.command("revoke")
@@ -541,10 +534,10 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (as in 
 
     Example: tunelab keys revoke 1a2b3c4d5e
     """
-    from tunelab.govern.keys import revoke_key
+    from tunelab.govern import keys
 
-    key = revoke_key(open_as("keys.revoke", key_id), key_id)
-    emit(key.to_json(), as_json, f"revoked {key.id} ({key.name})")
+    key = keys.revoke(open_as("keys.revoke", key_id), key_id)
+    emit(key.model_dump(mode="json"), as_json, f"revoked {key.id} ({key.name})")
 
 
 # ---- export ----------------------------------------------------------------------------------------------------

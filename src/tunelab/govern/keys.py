@@ -24,7 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from tunelab.errors import AuthError, InputError, NotFoundError
 from tunelab.store import Store
@@ -70,12 +72,6 @@ class ApiKey:
             return "expired"
         return "active"
 
-    def to_json(self) -> dict[str, Any]:
-        times = ("created_at", "expires_at", "revoked_at", "last_used_at")
-        return {"id": self.id, "name": self.name, "models": self.models, "rate_limit": self.rate_limit,
-                "admin": self.admin, "scopes": list(self.scopes), "project": self.project, "state": self.state(),
-                **{t: getattr(self, t).isoformat() if getattr(self, t) else None for t in times}}
-
 
 def _from_row(row: dict[str, Any]) -> ApiKey:
     scopes = tuple(row.get("scopes") or ("inference",))
@@ -87,6 +83,48 @@ def _from_row(row: dict[str, Any]) -> ApiKey:
 
 def _digest(salt: bytes, secret: str) -> str:
     return hmac.new(salt, secret.encode(), hashlib.sha256).hexdigest()
+
+
+class KeyView(BaseModel):
+    """A key as `keys list` and `keys revoke` show it, and any other front end: never its secret nor its hash."""
+
+    id: str
+    name: str
+    models: list[str] | None
+    rate_limit: int | None
+    admin: bool
+    scopes: list[str]
+    project: str
+    state: Literal["active", "revoked", "expired"]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyView:
+        return cls(id=key.id, name=key.name, models=key.models, rate_limit=key.rate_limit, admin=key.admin,
+                   scopes=list(key.scopes), project=key.project, state=key.state(), created_at=key.created_at,
+                   expires_at=key.expires_at, revoked_at=key.revoked_at, last_used_at=key.last_used_at)
+
+
+class KeyCreated(BaseModel):
+    """A new key with its plaintext `key`, the one time it exists outside the caller's hands: a front end shows it
+    once and keeps it nowhere."""
+
+    key: str
+    id: str
+    name: str
+    models: list[str] | None
+    expires_at: datetime | None
+    rate_limit: int | None
+    admin: bool
+    scopes: list[str]
+    project: str
+
+    @property
+    def state(self) -> str:
+        return "active"  # a key is made neither revoked nor expired (--expires must lie ahead)
 
 
 # ---------------------------------------------------------------------------------------------- managing keys
@@ -167,6 +205,29 @@ def create_key(store: Store, name: str, models: list[str] | None = None, expires
 def list_keys(store: Store) -> list[ApiKey]:
     """Every key, oldest first, revoked and expired ones included (their state says so)."""
     return [_from_row(row) for row in store.list_api_keys()]
+
+
+def create(store: Store, name: str, models: list[str] | None = None, expires: str | None = None,
+           rate_limit: int | None = None, admin: bool = False, user: str | None = None,
+           scopes: list[str] | None = None) -> KeyCreated:
+    """`create_key` for a front end: `user` is a user's or service account's name (`tunelab.govern.users.key_owner`
+    checks who may make a key for whom), and the result carries the plaintext key, once."""
+    from tunelab.govern.users import key_owner
+
+    key, plaintext = create_key(store, name, models=models, expires=expires, rate_limit=rate_limit, admin=admin,
+                                user_id=key_owner(store, user) if user else None, scopes=scopes)
+    return KeyCreated(key=plaintext, id=key.id, name=key.name, models=key.models, expires_at=key.expires_at,
+                      rate_limit=key.rate_limit, admin=key.admin, scopes=list(key.scopes), project=key.project)
+
+
+def views(store: Store) -> list[KeyView]:
+    """`list_keys` as front ends show them."""
+    return [KeyView.of(key) for key in list_keys(store)]
+
+
+def revoke(store: Store, key_id: str) -> KeyView:
+    """`revoke_key` as front ends show the result."""
+    return KeyView.of(revoke_key(store, key_id))
 
 
 def revoke_key(store: Store, key_id: str) -> ApiKey:

@@ -12,6 +12,7 @@ from typing import Any
 
 from tunelab.errors import ConflictError, TunelabError
 from tunelab.store import Store
+from tunelab.train.views import RunDetail, RunSummary
 
 ACTIVE = ("running",)
 RESUMABLE = ("failed", "cancelled", "interrupted")
@@ -86,10 +87,24 @@ def logs(store: Store, ref: str) -> str:
 
 
 def summary(run: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "name", "state", "task", "method", "dataset_id", "base_model", "step", "total_steps",
-            "best_val_loss", "best_val_accuracy", "best_val_f1", "best_step", "model_id", "created_at", "finished_at",
-            "error", "warnings")
-    return {"run": run["id"], **{k: run[k] for k in keys if k != "id"}}
+    """A run record as JSON, the way `runs list` shows it (the result of `tunelab train` starts with it)."""
+    return RunSummary.of(run).model_dump(mode="json")
+
+
+def list_runs(store: Store) -> list[RunSummary]:
+    """The project's runs, oldest first; a run whose process vanished is marked failed first, so no list shows a
+    dead run as running."""
+    refresh_stale(store)
+    return [RunSummary.of(r) for r in store.list_runs()]
+
+
+def show(store: Store, ref: str) -> RunDetail:
+    """One run (id, id prefix or name) with its resolved config, environment and metric stream; stale runs are
+    refreshed first, as in `list_runs`."""
+    refresh_stale(store)
+    record = store.get_run(ref)
+    return RunDetail.model_validate({**record, "run": record["id"], "config": record["config_resolved"],
+                                     "metrics": store.metrics(record["id"])})
 
 
 def write_json(path: Path, value: Any) -> None:
