@@ -13,6 +13,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import cls_bench
 import data_bench
 import eval_bench
 import gpu_bench
@@ -43,7 +44,7 @@ def main() -> None:
         "data_pii": lambda: data_bench.bench_pii(500 if quick else 20_000),
         "train_sft": lambda: train_bench.bench_sft(quick),
         "train_sft_seeds": lambda: train_bench.bench_sft(quick, seeds=(1, 2)),
-        "train_classification": lambda: train_bench.bench_classification(quick),
+        "train_classification": lambda: cls_bench.bench_classification(quick),
         "eval_classification": lambda: eval_bench.bench_classification(quick),
         "eval_generation": lambda: eval_bench.bench_generation(quick),
         "serve": lambda: serve_bench.bench(quick),

@@ -1,5 +1,5 @@
-"""Training benchmarks: LoRA SFT of SmolLM2-135M (tunelab vs TRL SFTTrainer) and a MiniLM spam classifier
-(tunelab vs a plain transformers.Trainer).
+"""Training benchmarks: LoRA SFT of SmolLM2-135M (tunelab vs TRL SFTTrainer) here, and MiniLM classifiers on three
+datasets (tunelab vs transformers.Trainer) in cls_bench.py, which uses this module's timing hooks.
 
 Every contender runs in its own process (`python bench/train_bench.py --contender NAME --spec SPEC --out json`),
 so peak RSS, imports and thread settings do not leak between them; all use torch.set_num_threads(os.cpu_count())
@@ -46,12 +46,6 @@ SFT_CONTENDERS = ("tunelab", "trl_default", "trl_packed")
 # batches of 8: per-example attention instead of one 2,048-token block-diagonal row), and TRL packed without the
 # gradient checkpointing TRL turns on by default (tunelab trains without it).
 SFT_EXTRA = ("tunelab_unpacked", "trl_packed_nogc")
-
-# --- Classification ---------------------------------------------------------------------------------------------------
-CLS_BASE = "minilm-l6"
-CLS_QUICK_STEPS = 5
-CLS_CONTENDERS = ("tunelab", "hf_trainer")
-
 
 # ====================================================================================================== shared helpers
 
@@ -155,28 +149,6 @@ def response_loss(base_path: str, adapter_dir: str, rows: list[dict[str, str]], 
     return {"val_loss": total / count, "val_tokens": count}
 
 
-def classification_accuracy(base_path: str, adapter_dir: str, texts: list[str], labels: list[str],
-                            label2id: dict[str, int], max_length: int) -> float:
-    """Accuracy on `texts`: base encoder + the saved adapter (LoRA + classifier head), the one measure for both."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
-    config = AutoConfig.from_pretrained(base_path, num_labels=len(label2id), label2id=label2id,
-                                        id2label={i: name for name, i in label2id.items()})
-    model = AutoModelForSequenceClassification.from_pretrained(base_path, config=config, dtype=torch.float32)
-    model = PeftModel.from_pretrained(model, adapter_dir).eval()
-    right = 0
-    with torch.inference_mode():
-        for start in range(0, len(texts), 64):
-            batch = tokenizer(texts[start:start + 64], truncation=True, max_length=max_length, padding=True,
-                              return_tensors="pt")
-            predicted = model(**batch).logits.argmax(-1).tolist()
-            right += sum(p == label2id[y] for p, y in zip(predicted, labels[start:start + 64], strict=True))
-    return right / len(texts)
-
-
 # ========================================================================================= tunelab with timing hooks
 
 
@@ -231,13 +203,17 @@ def _tunelab_train(home: str, config: dict[str, Any]) -> dict[str, Any]:
     lengths = setup.train.lengths
     packed = setup.cfg.packing and setup.cfg.task == "sft"  # one padding-free row per batch
     padded = sum(sum(lengths[i] for i in b) if packed else len(b) * max(lengths[i] for i in b) for b in batches)
-    trainable, total = setup.model.get_nb_trainable_parameters()
     return {**timing, "train_s": timing["loop_s"] - timing["eval_s"] - timing["checkpoint_s"],
             "steps": state.step, "own_tokens": state.tokens_seen, "examples": sum(map(len, batches)),
             "padded_tokens": padded, "step_s_median": _steady(step_times), "adapter": result["output"],
             "early_stopped": result.get("early_stopped"), "best_step": result.get("best_step"),
-            "trainable_params": trainable, "frozen_params": total - trainable, "label2id": setup.label2id,
-            "lora_layers": _lora_layers(setup.model)}
+            **_param_counts(setup.model), "label2id": setup.label2id, "lora_layers": _lora_layers(setup.model)}
+
+
+def _param_counts(model: Any) -> dict[str, int]:
+    """Trainable and frozen parameters, for a PEFT model and for a plain one (full fine-tuning) alike."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable_params": trainable, "frozen_params": sum(p.numel() for p in model.parameters()) - trainable}
 
 
 def _lora_layers(model: Any) -> int:
@@ -250,14 +226,15 @@ def _steady(times: list[float]) -> float | None:
 
 
 def _timed_trainer_train(trainer: Any) -> dict[str, Any]:
-    """trainer.train() with its checkpoint writes timed apart, step times, and what went through the model: rows,
-    real tokens and tokens with padding, counted in training_step (the dataloader fetches one batch ahead, so a
-    collator would count a batch too many when max_steps ends an epoch early)."""
+    """trainer.train() with its checkpoint writes (and the best checkpoint's reload) and in-loop evaluation timed
+    apart, step times, and what went through the model: rows, real tokens and tokens with padding, counted in
+    training_step (the dataloader fetches one batch ahead, so a collator would count a batch too many when
+    max_steps ends an epoch early)."""
     from transformers import TrainerCallback
 
-    timing: dict[str, Any] = {"checkpoint_s": 0.0, "checkpoints": 0, "padded_tokens": 0, "rows": 0,
-                              "real_tokens": 0}
-    save, training_step = trainer._save_checkpoint, trainer.training_step
+    timing: dict[str, Any] = {"checkpoint_s": 0.0, "checkpoints": 0, "eval_s": 0.0, "evals": 0, "padded_tokens": 0,
+                              "rows": 0, "real_tokens": 0}
+    training_step = trainer.training_step
     step_times: list[float] = []
 
     class StepTimer(TrainerCallback):
@@ -277,20 +254,27 @@ def _timed_trainer_train(trainer: Any) -> dict[str, Any]:
 
     trainer.training_step = counting_training_step
     trainer.add_callback(StepTimer())
-
-    def timed_save(*args, **kwargs):
-        started = time.perf_counter()
-        save(*args, **kwargs)
-        timing["checkpoint_s"] += time.perf_counter() - started
-        timing["checkpoints"] += 1
-
-    trainer._save_checkpoint = timed_save
+    trainer._save_checkpoint = _clocked(trainer._save_checkpoint, timing, "checkpoint")
+    trainer._load_best_model = _clocked(trainer._load_best_model, timing, "checkpoint")
+    trainer.evaluate = _clocked(trainer.evaluate, timing, "eval")
     started = time.perf_counter()
     trainer.train()
     timing["loop_s"] = time.perf_counter() - started
-    timing["train_s"] = timing["loop_s"] - timing["checkpoint_s"]
+    timing["train_s"] = timing["loop_s"] - timing["checkpoint_s"] - timing["eval_s"]
     timing["step_s_median"] = _steady(step_times)
     return timing
+
+
+def _clocked(method: Any, timing: dict[str, Any], key: str) -> Any:
+    """`method`, adding its wall time to timing[key + "_s"] and its calls to timing[key + "s"]."""
+    def clocked(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            timing[f"{key}_s"] += time.perf_counter() - started
+            timing[f"{key}s"] += 1
+    return clocked
 
 
 # ===================================================================================================== SFT contenders
@@ -323,10 +307,9 @@ def _sft_trl(spec: dict[str, Any], *, packing: bool, gradient_checkpointing: boo
                              target_modules="all-linear", task_type="CAUSAL_LM", bias="none")
     trainer = SFTTrainer(model=spec["base_path"], args=args, train_dataset=dataset, peft_config=peft_config)
     timing = _timed_trainer_train(trainer)
-    trainable, total = trainer.model.get_nb_trainable_parameters()
     adapter = Path(spec["workdir"]) / f"adapter-{os.getpid()}"
     out = {**timing, "steps": trainer.state.global_step, "own_tokens": int(trainer._total_train_tokens),
-           "examples": len(rows) * SFT_EPOCHS, "trainable_params": trainable, "frozen_params": total - trainable,
+           "examples": len(rows) * SFT_EPOCHS, **_param_counts(trainer.model),
            "lora_layers": _lora_layers(trainer.model), "gradient_checkpointing": args.gradient_checkpointing,
            "padding_free": trainer.padding_free, "optim": str(args.optim), "adapter": str(adapter),
            "peak_rss_mib": peak_rss_mib()}
@@ -352,100 +335,6 @@ def _run_sft_contender(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     tokens = spec["tokens"] * SFT_EPOCHS
     out.update(tokens=tokens, matmul_gflops=gflops, tokens_per_s=tokens / out["train_s"],
                mfu=6 * out["frozen_params"] * tokens / out["train_s"] / (gflops * 1e9))
-    return out
-
-
-# ========================================================================================== classification contenders
-
-
-def _cls_tunelab(spec: dict[str, Any]) -> dict[str, Any]:
-    config = {"dataset": spec["dataset_id"], "base_model": CLS_BASE, "task": "classification", "precision": "fp32"}
-    if spec["quick"]:
-        config["max_steps"] = CLS_QUICK_STEPS
-    return _tunelab_train(spec["home"], config)
-
-
-def _cls_trainer(spec: dict[str, Any]) -> dict[str, Any]:
-    """A plain transformers.Trainer configured like tunelab's default classification recipe."""
-    import pyarrow.parquet as pq
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import (
-        AutoConfig,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-        set_seed,
-    )
-
-    from tunelab.train.lora import default_target_modules
-
-    recipe = spec["recipe"]
-    train = pq.read_table(spec["train_parquet"]).to_pydict()
-    label2id = spec["label2id"]
-    tokenizer = AutoTokenizer.from_pretrained(spec["base_path"])
-    config = AutoConfig.from_pretrained(spec["base_path"], num_labels=len(label2id), label2id=label2id,
-                                        id2label={i: name for name, i in label2id.items()})
-    set_seed(recipe["seed"])
-    model = AutoModelForSequenceClassification.from_pretrained(spec["base_path"], config=config, dtype=torch.float32)
-    targets = default_target_modules(model)  # the same module names tunelab's all-linear resolves to
-    lora = LoraConfig(r=recipe["lora"]["r"], lora_alpha=recipe["lora"]["alpha"], lora_dropout=recipe["lora"]["dropout"],
-                      target_modules=targets, modules_to_save=["classifier"], task_type="SEQ_CLS", bias="none")
-    model = get_peft_model(model, lora)
-    dataset = Dataset.from_dict({"text": train["text"], "label": [label2id[y] for y in train["label"]]})
-    dataset = dataset.map(lambda b: tokenizer(b["text"], truncation=True, max_length=recipe["max_seq_length"]),
-                          batched=True, remove_columns=["text"])
-    extra = {"max_steps": CLS_QUICK_STEPS} if spec["quick"] else {}
-    args = TrainingArguments(output_dir=str(Path(spec["workdir"]) / "hf-trainer"),
-                             learning_rate=recipe["learning_rate"],
-                             per_device_train_batch_size=recipe["batch_size"], num_train_epochs=recipe["epochs"],
-                             warmup_steps=recipe["warmup_ratio"], lr_scheduler_type=recipe["lr_scheduler"],
-                             weight_decay=recipe["weight_decay"], max_grad_norm=recipe["max_grad_norm"],
-                             seed=recipe["seed"], report_to="none", disable_tqdm=True, **extra)
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
-                      optimizers=(_head_rate_adamw(model, recipe), None))
-    timing = _timed_trainer_train(trainer)
-    trainable, total = model.get_nb_trainable_parameters()
-    adapter = Path(spec["workdir"]) / "hf-trainer-adapter"
-    out = {**timing, "steps": trainer.state.global_step, "examples": timing["rows"],
-           "own_tokens": timing["real_tokens"], "trainable_params": trainable, "frozen_params": total - trainable,
-           "lora_layers": _lora_layers(model), "adapter": str(adapter), "label2id": label2id,
-           "target_modules": targets, "optim": str(args.optim), "peak_rss_mib": peak_rss_mib()}
-    trainer.save_model(str(adapter))
-    return out
-
-
-def _head_rate_adamw(model: Any, recipe: dict[str, Any]) -> Any:
-    """AdamW with the classifier head at tunelab's head learning rate, so both contenders train the same recipe;
-    the Trainer builds its linear warmup schedule around it."""
-    import torch
-
-    from tunelab.train.setup import head_parameters
-
-    heads = head_parameters(model)  # the same parameters tunelab's optimizer gives the head rate
-    head = [p for p in model.parameters() if p.requires_grad and id(p) in heads]
-    body = [p for p in model.parameters() if p.requires_grad and id(p) not in heads]
-    return torch.optim.AdamW([{"params": body, "lr": recipe["learning_rate"]},
-                              {"params": head, "lr": recipe["head_learning_rate"] or recipe["learning_rate"]}],
-                             lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])
-
-
-def _run_cls_contender(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    import pyarrow.parquet as pq
-
-    out = (_cls_tunelab if name == "tunelab" else _cls_trainer)(spec)
-    out.setdefault("peak_rss_mib", peak_rss_mib())
-    if out["label2id"] != spec["label2id"]:
-        raise RuntimeError(f"label ids differ: {out['label2id']} vs {spec['label2id']}")
-    gc.collect()
-    test = pq.read_table(spec["test_parquet"]).to_pydict()
-    out["test_accuracy"] = classification_accuracy(spec["base_path"], out["adapter"], test["text"], test["label"],
-                                                   spec["label2id"], spec["recipe"]["max_seq_length"])
-    out["test_examples"] = len(test["text"])
-    out["examples_per_s"] = out["examples"] / out["train_s"]
     return out
 
 
@@ -636,88 +525,6 @@ def _report_sft(results: dict[str, dict[str, Any]], n_train: int, n_val: int, ma
     return {"setting": setting, **rows}
 
 
-def bench_classification(quick: bool = False) -> dict[str, Any]:
-    _environment()
-    _quiet()
-    import yaml
-
-    from tunelab.data import import_data, prepare
-    from tunelab.data.prep_config import PrepConfig
-    from tunelab.data.versions import read_split
-    from tunelab.models import resolve_base_model
-    from tunelab.train.config import TrainConfig
-    from tunelab.train.setup import planned_config
-
-    base = resolve_base_model(CLS_BASE)
-    with tempfile.TemporaryDirectory(prefix="train-bench-cls-") as tmp:
-        work = Path(tmp)
-        store = _store(work / "home")
-        raw = import_data(store, [str(ROOT / "examples" / "sms_spam" / "SMSSpamCollection")], name="sms-spam",
-                          mapping={"SMS": "text", "Label": "label"}).version
-        prep = yaml.safe_load((ROOT / "examples" / "sms_spam" / "prep.yaml").read_text())
-        version = prepare(store, raw.id, PrepConfig.model_validate(prep))
-        recipe = planned_config(store, TrainConfig(dataset=version.id, base_model=CLS_BASE, task="classification",
-                                                   method="lora")).model_dump(mode="json")
-        labels = sorted(set(read_split(version, "train").column("label").to_pylist()))
-        spec = {"bench": "cls", "quick": quick, "workdir": str(work), "home": str(work / "home"),
-                "dataset_id": version.id, "base_path": base.path, "recipe": recipe,
-                "label2id": {name: i for i, name in enumerate(labels)},
-                "train_parquet": str(Path(version.path) / "train.parquet"),
-                "test_parquet": str(Path(version.path) / "test.parquet")}
-        spec_path = work / "spec.json"
-        spec_path.write_text(json.dumps(spec))
-        results = {name: _run_contender("cls", name, spec_path) for name in CLS_CONTENDERS}
-        splits = {s: read_split(version, s).num_rows for s in version.splits}
-    return _report_classification(results, recipe, splits, quick)
-
-
-def _report_classification(results: dict[str, dict[str, Any]], recipe: dict[str, Any], splits: dict[str, int],
-                           quick: bool) -> dict[str, Any]:
-    ours, peer = results["tunelab"], results["hf_trainer"]
-    rows = {}
-    for name, r in results.items():
-        rows[name] = {"examples": r["examples"], "steps": r["steps"], "train_s": round(r["train_s"], 1),
-                      "examples_per_s": round(r["examples_per_s"], 1),
-                      "tokens_per_s": round(r["own_tokens"] / r["train_s"]), "peak_rss_mib": round(r["peak_rss_mib"]),
-                      "test_accuracy": round(r["test_accuracy"], 4), "checkpoint_s": round(r["checkpoint_s"], 1),
-                      "padded_tokens": r["padded_tokens"], "step_s_median": _round(r["step_s_median"], 3),
-                      "process_s": round(r["process_s"])}
-    rows["tunelab"].update(eval_s=round(ours["eval_s"], 1), evals=ours["evals"], best_step=ours["best_step"],
-                           x_examples_per_s=_ratio(ours["examples_per_s"], peer["examples_per_s"]))
-    print(f"  classification tunelab: {ours['examples_per_s']:,.1f} examples/s ({ours['steps']} steps, "
-          f"{ours['train_s']:.1f} s + {ours['eval_s']:.1f} s in-loop eval), test accuracy {ours['test_accuracy']:.4f}, "
-          f"peak RSS {ours['peak_rss_mib']:,.0f} MiB, {ours['padded_tokens'] / ours['own_tokens'] - 1:.0%} padding, "
-          f"process {ours['process_s']:.0f} s (x{rows['tunelab']['x_examples_per_s']:.2f} examples/s vs Trainer)",
-          flush=True)
-    print(f"  classification transformers.Trainer: {peer['examples_per_s']:,.1f} examples/s ({peer['steps']} steps, "
-          f"{peer['train_s']:.1f} s), test accuracy {peer['test_accuracy']:.4f}, peak RSS "
-          f"{peer['peak_rss_mib']:,.0f} MiB, {peer['padded_tokens'] / peer['own_tokens'] - 1:.0%} padding, process "
-          f"{peer['process_s']:.0f} s", flush=True)
-    if ours["trainable_params"] != peer["trainable_params"] or ours["lora_layers"] != peer["lora_layers"]:
-        print(f"  note: trainable params differ: tunelab {ours['trainable_params']:,} on {ours['lora_layers']} "
-              f"layers, Trainer {peer['trainable_params']:,} on {peer['lora_layers']}", flush=True)
-    lora = recipe["lora"]
-    steps = f"{CLS_QUICK_STEPS} steps (quick)" if quick else f"{recipe['epochs']:g} epochs"
-    setting = (
-        f"all-MiniLM-L6-v2 + classifier head on SMS spam, prepared by tunelab with examples/sms_spam/prep.yaml "
-        f"(dedup, PII redaction, split 80/10/10 stratified, seed 42, leakage removal; rows {splits}); tunelab's "
-        f"default classification recipe for both: LoRA r={lora['r']}, alpha={lora['alpha']}, dropout "
-        f"{lora['dropout']} on {', '.join(peer['target_modules'])} + trained classifier head "
-        f"({ours['trainable_params']:,} trainable params), lr {recipe['learning_rate']} (head "
-        f"{recipe['head_learning_rate']}), {steps}, batch "
-        f"{recipe['batch_size']}, max length {recipe['max_seq_length']}, linear decay, {recipe['warmup_ratio']:.0%} "
-        f"warmup, weight decay {recipe['weight_decay']}, clip {recipe['max_grad_norm']}, seed {recipe['seed']}, "
-        f"fp32, {_threads()} torch threads. tunelab: recipe.train with every default (length-grouped batches; "
-        "validation 4 times per epoch, every epoch trained, the checkpoint with the best validation macro F1 restored; "
-        "a checkpoint at each evaluation). transformers.Trainer: random batches padded by DataCollatorWithPadding, "
-        "no evaluation, checkpoints every 500 steps + at the end, AdamW with the same two learning rates. train_s: "
-        "training "
-        "loop minus in-loop evaluation (tunelab eval_s) and checkpoint writes (checkpoint_s); examples_per_s = "
-        "examples trained / train_s; tokens_per_s counts non-pad tokens. test_accuracy: one function for both, "
-        "base encoder + saved adapter loaded fresh, on the whole test split. x_examples_per_s: tunelab / Trainer.")
-    return {"setting": setting, **rows}
-
-
 # ============================================================================================== contender entry point
 
 
@@ -734,7 +541,12 @@ def _contender_main(name: str, spec_path: str) -> None:
     torch.set_num_threads(_threads())
     _quiet()
     spec = json.loads(Path(spec_path).read_text())
-    out = _run_sft_contender(name, spec) if spec["bench"] == "sft" else _run_cls_contender(name, spec)
+    if spec["bench"] == "sft":
+        out = _run_sft_contender(name, spec)
+    else:
+        import cls_bench  # the classification benchmark's own module; it imports this one for the hooks
+
+        out = cls_bench.run_contender(name, spec)
     out["threads"] = torch.get_num_threads()
     print(RESULT_PREFIX + json.dumps(out, default=str), flush=True)
 
@@ -751,7 +563,12 @@ def main() -> None:
         _contender_main(args.contender, args.spec)
         return
     for name in args.only or ["train_sft", "train_classification"]:
-        result = (bench_sft if name == "train_sft" else bench_classification)(args.quick)
+        if name == "train_sft":
+            result = bench_sft(args.quick)
+        else:
+            import cls_bench
+
+            result = cls_bench.bench_classification(args.quick)
         print(json.dumps(result, indent=2))
 
 
