@@ -124,8 +124,8 @@ def main() -> None:
     report_run(chatbot)
 
     reports = [report_eval(tunelab("eval", classifier["model"], "--dataset", "sms-spam")),
-               report_eval(tunelab("eval", chatbot["model"], "--dataset", "customer-support", "--limit", "24",
-                                   "--max-new-tokens", "48"))]
+               report_eval(tunelab("eval", chatbot["model"], "--dataset", "customer-support", "--limit", "48",
+                                   "--max-new-tokens", "128"))]
     print("\nreports (open in a browser):", *reports, sep="\n  ")
     serve_and_ask(chatbot["model"])
 
