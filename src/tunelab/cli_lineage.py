@@ -41,15 +41,18 @@ def data_erase(
 
     criteria = matching.parse(where or [], text or [], values_file, field)
     store = open_as("data.delete", "erasure")
-    plan = erasure.erase(store, criteria, dry_run=True)  # a bad request fails here, before any question
-    if not dry_run and not yes:
-        if not sys.stdin.isatty():
-            raise InputError("an erasure deletes dataset versions and quarantines models: it needs confirmation",
-                             "pass --yes (or --dry-run to see what it would do)")
-        typer.confirm(f"erase {plan.matched_rows:,} row(s), replacing {len(plan.versions)} dataset version(s), and "
-                      f"quarantine {len(plan.models)} model(s)?", abort=True)
-    result = plan if dry_run else erasure.erase(store, criteria, retrain=retrain)
+    # a bad request fails in `erase` before the question; the plan asked about is the one carried out
+    result = erasure.erase(store, criteria, dry_run=dry_run, retrain=retrain, confirm=None if yes else _ask)
     emit(result.model_dump(mode="json"), as_json, _erasure_text(result))
+
+
+def _ask(plan: ErasureResult) -> None:
+    """Confirm the plan on a terminal; without one the erasure needs --yes."""
+    if not sys.stdin.isatty():
+        raise InputError("an erasure deletes dataset versions and quarantines models: it needs confirmation",
+                         "pass --yes (or --dry-run to see what it would do)")
+    typer.confirm(f"erase {plan.matched_rows:,} row(s), replacing {len(plan.versions)} dataset version(s), and "
+                  f"quarantine {len(plan.models)} model(s)?", abort=True)
 
 
 def _erasure_text(result: ErasureResult) -> str:

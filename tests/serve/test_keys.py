@@ -153,7 +153,7 @@ class _Clock:
 
 
 def _key(rate_limit: int | None, key_id: str = "0123456789") -> ApiKey:
-    return ApiKey(id=key_id, name="bot", models=None, rate_limit=rate_limit, admin=False, created_at=datetime.now())
+    return ApiKey(id=key_id, name="bot", models=None, rate_limit=rate_limit, created_at=datetime.now())
 
 
 def test_rate_limiter_allows_the_burst_then_says_how_long_to_wait():

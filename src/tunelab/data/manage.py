@@ -71,8 +71,12 @@ def export(store: Store, ref: str, split: str, fmt: str, out: Path | None, stdou
             "out": str(out) if out else None}
 
 
-def delete(store: Store, ref: str, force: bool = False) -> dict[str, Any]:
-    """Remove a version's files and record, leaving no copy of its rows in the workspace."""
+def delete(store: Store, ref: str, force: bool = False, scrub: bool = True) -> dict[str, Any]:
+    """Remove a version's files and record, leaving no copy of its rows in the workspace.
+
+    `scrub=False` leaves the compaction (a VACUUM, which rewrites the whole database) to a caller that deletes many
+    versions and compacts once at the end, as erasure does.
+    """
     version = store.get_dataset(ref)
     models = store.models_using(version.id)
     if models and not force:
@@ -87,6 +91,7 @@ def delete(store: Store, ref: str, force: bool = False) -> dict[str, Any]:
             shutil.rmtree(stale, ignore_errors=True)
     store.delete_dataset(version.id)
     store.audit("data.delete", version.id, {"forced": bool(models), "models": models, "reports": len(reports)})
-    store.scrub()
+    if scrub:
+        store.scrub()
     return {"deleted": version.id, "name": version.name, "rows": version.rows, "models": models,
             "reports": len(reports)}

@@ -15,7 +15,7 @@ digest of the values, never the values.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -108,25 +108,22 @@ def _matches(version: DatasetVersion, criteria: Criteria) -> int:
     return sum(int(matching.row_mask(t, criteria).sum()) for t in read_splits(version).values())
 
 
-def erase(store: Store, criteria: Criteria, dry_run: bool = False, retrain: bool = False) -> ErasureResult:
-    """Carry out (or with `dry_run` only plan) the erasure; see the module docstring for the order of things."""
+def erase(store: Store, criteria: Criteria, dry_run: bool = False, retrain: bool = False,
+          confirm: Callable[[ErasureResult], None] | None = None) -> ErasureResult:
+    """Carry out (or with `dry_run` only plan) the erasure; see the module docstring for the order of things.
+
+    `confirm` is shown the plan before anything changes and may raise to stop (the CLI asks there): the affected
+    set is computed once, since finding it reads every split of every version.
+    """
     erasure = f"er-{uuid.uuid4().hex[:10]}"
     versions, direct = affected(store, criteria)
     models = [m for m in store.list_models() if m["dataset_id"] in {v.id for v in versions}]
+    plan = _plan(store, erasure, versions, direct, models)
     if dry_run:
-        planned = [VersionChange(old=v.id, name=v.name, matched=direct.get(v.id, 0), rows_before=v.rows,
-                                 rows_after=v.rows - direct.get(v.id, 0), new=None, how="planned") for v in versions]
-        return ErasureResult(erasure=erasure, dry_run=True, matched_rows=sum(direct.values()), versions=planned,
-                             models=[_retrain_entry(store, m, {}) for m in models])
-    for model in models:  # first: should anything below fail, no model of the subject's data stays servable
-        store.set_stage(model["id"], QUARANTINED)
-    changes = _replace_all(store, versions, direct, criteria, erasure)
-    replaced = {c.old: c.new for c in changes}
-    for version in versions:
-        delete(store, version.id, force=True)
-    entries = [_retrain_entry(store, m, replaced) for m in models]
-    requests = store.delete_requests_quoting(criteria.values())
-    erased_rows.compact(store)
+        return plan
+    if confirm is not None:
+        confirm(plan)
+    changes, entries, requests = _carry_out(store, versions, direct, models, criteria, erasure)
     digest, salt = criteria.receipt()
     folder = store.workspace.home / "erasures" / erasure
     if retrain:
@@ -136,6 +133,33 @@ def erase(store: Store, criteria: Criteria, dry_run: bool = False, retrain: bool
                            report=str(folder / "report.json"))
     _finish(store, result, criteria, digest, folder)
     return result
+
+
+def _plan(store: Store, erasure: str, versions: list[DatasetVersion], direct: dict[str, int],
+          models: list[dict]) -> ErasureResult:
+    """What the erasure would do, before anything changes: what --dry-run prints and `confirm` is asked about."""
+    planned = [VersionChange(old=v.id, name=v.name, matched=direct.get(v.id, 0), rows_before=v.rows,
+                             rows_after=v.rows - direct.get(v.id, 0), new=None, how="planned") for v in versions]
+    return ErasureResult(erasure=erasure, dry_run=True, matched_rows=sum(direct.values()), versions=planned,
+                         models=[_retrain_entry(store, m, {}) for m in models])
+
+
+def _carry_out(store: Store, versions: list[DatasetVersion], direct: dict[str, int], models: list[dict],
+               criteria: Criteria, erasure: str) -> tuple[list[VersionChange], list[Retrain], int]:
+    """Quarantine, replace, delete. The database is compacted once, at the end (a VACUUM rewrites all of it), and
+    also when a step failed, so the rows deleted by then leave no copy in free pages or the WAL."""
+    try:
+        for model in models:  # first: should anything below fail, no model of the subject's data stays servable
+            store.set_stage(model["id"], QUARANTINED)
+        changes = _replace_all(store, versions, direct, criteria, erasure)
+        replaced = {c.old: c.new for c in changes}
+        for version in versions:
+            delete(store, version.id, force=True, scrub=False)
+        entries = [_retrain_entry(store, m, replaced) for m in models]
+        requests = store.delete_requests_quoting(criteria.values())
+    finally:
+        erased_rows.compact(store)
+    return changes, entries, requests
 
 
 def _replace_all(store: Store, versions: list[DatasetVersion], direct: dict[str, int], criteria: Criteria,
@@ -184,7 +208,7 @@ def _prepare_again(store: Store, version: DatasetVersion, parent: str, criteria:
     if not _matches(new, criteria):
         return new, "prepared again"
     filtered = _filtered(store, new, parent, criteria, erasure)
-    delete(store, new.id, force=True)
+    delete(store, new.id, force=True, scrub=False)  # `_carry_out` compacts at the end
     return filtered, "prepared again"
 
 

@@ -51,7 +51,6 @@ class ApiKey:
     name: str
     models: list[str] | None
     rate_limit: int | None
-    admin: bool
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
@@ -59,6 +58,11 @@ class ApiKey:
     user_id: str | None = None  # the user the key acts as; None: a key of its project alone
     scopes: tuple[str, ...] = ("inference",)
     project: str = "default"
+
+    @property
+    def admin(self) -> bool:
+        """The older name of the `manage` scope, derived so the two cannot disagree."""
+        return "manage" in self.scopes
 
     def allows(self, model: str) -> bool:
         """A key limited to some models may call only those (the server answers 404 for the others)."""
@@ -76,7 +80,7 @@ class ApiKey:
 def _from_row(row: dict[str, Any]) -> ApiKey:
     scopes = tuple(row.get("scopes") or ("inference",))
     return ApiKey(id=row["id"], name=row["name"], models=row["models"], rate_limit=row["rate_limit"],
-                  admin="manage" in scopes, created_at=row["created_at"], expires_at=row["expires_at"],
+                  created_at=row["created_at"], expires_at=row["expires_at"],
                   revoked_at=row["revoked_at"], last_used_at=row["last_used_at"], user_id=row.get("user_id"),
                   scopes=scopes, project=row.get("project_id") or "default")
 
@@ -191,8 +195,8 @@ def create_key(store: Store, name: str, models: list[str] | None = None, expires
     while store.find_api_key(key_id) is not None:  # one in a trillion, but an id must name one key
         key_id = secrets.token_hex(5)
     allowed = sorted({m.strip() for m in models if m.strip()}) if models is not None else None
-    key = ApiKey(id=key_id, name=name.strip(), models=allowed, rate_limit=rate_limit, admin="manage" in granted,
-                 created_at=_now(), expires_at=expires_at, user_id=user_id, scopes=granted, project=store.project)
+    key = ApiKey(id=key_id, name=name.strip(), models=allowed, rate_limit=rate_limit, created_at=_now(),
+                 expires_at=expires_at, user_id=user_id, scopes=granted, project=store.project)
     store.add_api_key(id=key.id, name=key.name, salt=salt.hex(), hash=_digest(salt, secret), models=key.models,
                       rate_limit=key.rate_limit, admin=key.admin, created_at=key.created_at, expires_at=expires_at,
                       user_id=user_id, scopes=list(granted), project_id=store.project)
