@@ -413,7 +413,8 @@ def eval_command(
                                   "(repeatable).")] = None,
     group_column: Annotated[str | None, typer.Option("--group-column", help="Column naming a group (region, "
                                                      "language...): metrics per group and bias flags.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Score only the first N rows.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Score a seeded sample of N rows (the same "
+                                              "rows every time, in split order).")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Generation length cap.")] = 128,
     shots: Annotated[int, typer.Option("--shots", min=0, help="Train examples shown to the k-shot base.")] = 3,
     expects_json: Annotated[bool, typer.Option("--expects-json", help="Also score the rate of valid JSON "
