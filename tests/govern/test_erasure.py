@@ -1,23 +1,28 @@
 """Erasure that follows lineage: raw -> prepared -> trained -> merged, one subject erased through the real CLI, and
 not one byte of them left in any file under TUNELAB_HOME or any table; the model that learned from them is
-quarantined, named, and refused by `tunelab serve`."""
+quarantined, named, refused by `tunelab serve`, and withdrawn by a server that was already serving it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from scan import rows_containing, workspace_containing
+from serving import free_port, start_server
 from toydata import intent_rows
 from tunelab.config import load_config
 from tunelab.data import import_data, prepare
 from tunelab.data.prep_config import PrepConfig
 from tunelab.export import export_model
 from tunelab.govern import erasure, matching
+from tunelab.govern.keys import create_key
 from tunelab.store import audit
 from tunelab.train.config import TrainConfig
 
@@ -57,14 +62,27 @@ def lineage(store, tmp_path, tiny_encoder, cli):
     return raw, prepared, model
 
 
-def test_erasure_leaves_no_byte_of_the_subject_and_quarantines_the_model(store, lineage, cli):
+def test_erasure_leaves_no_byte_of_the_subject_and_quarantines_the_model(store, lineage, cli, tmp_path):
     raw, prepared, model = lineage
     assert workspace_containing(store, SUBJECT), "the raw version, its rejects and the request log hold them first"
     assert (Path(store.get_model(model)["path"]) / "README.md").exists(), "train wrote the model card"
 
-    done = cli("data", "erase", "--where", "customer=cust-A17", "--text", "Maria Gonzalez", "--retrain", "--yes",
-               "--json")
-    assert done.returncode == 0, done.stderr
+    port, key = free_port(), create_key(store, "app")[1]
+    server = start_server({**os.environ, "TUNELAB_PROGRESS": "0"}, [model], port, tmp_path / "serve.log")
+    try:
+        assert _classify(port, key, model).status_code == 200
+        done = cli("data", "erase", "--where", "customer=cust-A17", "--text", "Maria Gonzalez", "--retrain", "--yes",
+                   "--json")
+        assert done.returncode == 0, done.stderr
+        withdrawn = _classify(port, key, model, until=lambda r: r.status_code != 200)
+        listed = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers=_bearer(key), timeout=10).json()["data"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    error = withdrawn.json()["error"]
+    assert withdrawn.status_code == 404 and error["code"] == "model_withdrawn" and "quarantined" in error["message"]
+    assert model not in [m["id"] for m in listed], "the running server no longer lists it"
+    assert [e["target"] for e in audit.entries(store.engine, action="serve.withdraw")] == [model]
     result = json.loads(done.stdout)
     assert workspace_containing(store, SUBJECT) == {}
     assert rows_containing(store.engine, SUBJECT) == {}, "no table holds them (the audit log included)"
@@ -94,6 +112,21 @@ def test_erasure_leaves_no_byte_of_the_subject_and_quarantines_the_model(store, 
     assert again.returncode == 0, again.stderr
     retrained = store.get_model(json.loads(again.stdout)["model"])
     assert retrained["dataset_id"] == new_prepared.id and retrained["name"] == "tickets-bot"
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _classify(port: int, key: str, model: str, until=lambda response: True) -> httpx.Response:
+    """POST /v1/classifications until `until` accepts the answer (the stage watch checks every 2 s), at most 30 s."""
+    deadline = time.time() + 30
+    while True:
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/classifications", timeout=30, headers=_bearer(key),
+                              json={"model": model, "input": ["where is my order"]})
+        if until(response) or time.time() > deadline:
+            return response
+        time.sleep(0.25)
 
 
 def test_the_audit_row_proves_the_request_without_holding_it(store, lineage, cli):
@@ -135,6 +168,22 @@ def test_a_values_file_names_many_subjects_and_no_row_left_deletes_the_version(s
     assert result["matched_rows"] == 60 and {c["how"] for c in result["versions"]} == {"deleted"}
     assert store.find_dataset(version.id) is None
     assert workspace_containing(store, ["subj-q0", "subj-q1", "subj-q2"]) == {}
+
+
+def test_an_erasure_leaves_other_projects_request_logs_alone(store, prepared):
+    """Another tenant's logs are not searched: the removed count must not tell one project what another's hold."""
+    from tunelab.govern.users import create_project
+
+    prepared([{**r, "customer": f"c-{i}"} for i, r in enumerate(intent_rows(20))], "intents")
+    create_project(store, "billing")
+    row = {"at": datetime.now(UTC).replace(tzinfo=None), "key_id": None, "model": "m", "endpoint": "/v1/chat",
+           "status": 200, "latency_ms": 1.0, "prompt_tokens": 3, "completion_tokens": 1, "response_text": None,
+           "error": None, "request_text": "customer c-3 asked"}
+    store.add_requests([{**row, "project_id": "default"}, {**row, "project_id": "billing"}])
+    result = erasure.erase(store, matching.parse(["customer=c-3"], [], None, None))
+    assert result.requests_removed == 1
+    assert [r["request_text"] for r in store.in_project("billing").request_log()] == ["customer c-3 asked"]
+    assert store.request_log() == []
 
 
 def test_a_quarantined_model_is_never_served_and_can_only_be_retired(store):

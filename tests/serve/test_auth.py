@@ -132,3 +132,16 @@ def test_a_key_acts_in_its_own_project_and_its_answers_are_logged_there(world):
 def test_a_user_header_without_trusted_proxies_is_a_config_error():
     with pytest.raises(Exception, match="trusted_proxy_header needs trusted_proxies"):
         parse_config(ServeSettings, {"trusted_proxy_header": "X-Forwarded-User"}, "tunelab serve")
+
+
+def test_metrics_show_a_tenant_its_own_series_only(world):
+    _store, keys, app = world
+    with _client(app) as client:
+        for key in ("app", "billing"):
+            assert client.get("/v1/models", headers=_bearer(keys[key])).status_code == 200
+        billing = client.get("/metrics", headers=_bearer(keys["billing"])).text
+        support = client.get("/metrics", headers=_bearer(keys["app"])).text
+    assert 'tunelab_requests_total{endpoint="/v1/models",model="",project="billing"' in billing
+    assert 'project="support"' not in billing
+    assert 'project="support"' in support and 'project="billing"' not in support
+    assert "tunelab_request_latency_seconds_bucket" in billing, "the server-wide histograms stay"

@@ -353,10 +353,11 @@ def test_health_needs_no_key_metrics_does_and_counts_requests(server):
     assert httpx.get(f"{server.url}/metrics").status_code == 401
     _greedy(server, server.greeter, max_tokens=2)
     text = server.get("/metrics").text
-    assert _metric(text, f'tunelab_requests_total{{endpoint="/v1/chat/completions",model="{server.greeter}",'
-                         'status="200"}') >= 1
+    series = f'endpoint="/v1/chat/completions",model="{server.greeter}",project="default",status="200"'
+    assert _metric(text, f"tunelab_requests_total{{{series}}}") >= 1
     assert _metric(text, "tunelab_completion_tokens_total") > 0 and "tunelab_request_latency_seconds_bucket" in text
     server.post("/v1/embeddings", {"model": "nope", "input": "hi"})
-    assert _metric(text := server.get("/metrics").text, 'tunelab_errors_total{endpoint="/v1/embeddings"') > 0
+    text = server.get("/metrics").text
+    assert _metric(text, 'tunelab_errors_total{endpoint="/v1/embeddings",model="",project="default"') > 0
     rows = server.store.request_log(limit=200, model=server.greeter)
     assert any(r["status"] == 200 and r["key_id"] and r["prompt_tokens"] and r["completion_tokens"] for r in rows)

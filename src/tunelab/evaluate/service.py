@@ -117,17 +117,10 @@ def _check_fit(record: dict[str, Any], kind: str, data: EvalSet) -> None:
                              f"({', '.join(sorted(record['labels']))})", "evaluate on data with the same labels")
 
 
-def _base_name(store: Store, record: dict[str, Any]) -> str:
-    try:
-        return store.get_run(record["run_id"])["base_model"] if record["run_id"] else record["base_model"]
-    except NotFoundError:
-        return record["base_model"]
-
-
 def _contenders(store: Store, record: dict[str, Any], task: str, train: Any, train_kind: str,
                 options: EvalOptions) -> list[Contender]:
     say(f"loading {record['id']} and its base")
-    out = base_contenders(store, _base_name(store, record), task, train, train_kind, options.decoding)
+    out = base_contenders(store, store.trained_base(record), task, train, train_kind, options.decoding)
     out.append(registered(store, record["id"], "tuned"))
     for ref in options.compare:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import NoReturn
 
 from tunelab.errors import AuthError, NotFoundError, PermissionDeniedError
 from tunelab.govern import users
@@ -79,10 +80,17 @@ def reader_scope(store: Store) -> str | None:
     return None if store.principal.role_in(WORKSPACE) else store.project
 
 
-def check(store: Store, action: str, target: str = "-") -> None:
+def check(store: Store, action: str, target: str = "-", detail: Mapping[str, object] | None = None) -> None:
     """Authorize the store's principal for `action` in its project; a refusal is audited, then raised."""
     try:
         authorize(store.principal, action, store.project)
-    except PermissionDeniedError:
-        store.audit(action, target, {"roles_needed": sorted(POLICY[action][0])}, outcome="denied")
-        raise
+    except PermissionDeniedError as exc:
+        refuse(store, action, target, exc, detail)
+
+
+def refuse(store: Store, action: str, target: str, exc: PermissionDeniedError,
+           detail: Mapping[str, object] | None = None) -> NoReturn:
+    """Write the denied row every refusal leaves (the roles the action needs, why, and `detail`), then raise."""
+    store.audit(action, target, {"roles_needed": sorted(POLICY[action][0]), "reason": exc.message, **(detail or {})},
+                outcome="denied")
+    raise exc

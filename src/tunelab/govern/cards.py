@@ -18,7 +18,6 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from tunelab.errors import NotFoundError
 from tunelab.store import Store
 from tunelab.store import approvals as approvals_table
 
@@ -62,43 +61,29 @@ def write(store: Store, model: dict[str, Any], folder: Path) -> Path:
 
 def build(store: Store, model: dict[str, Any]) -> ModelCard:
     """The card: front matter (ModelCardData with `model-index`) and the sections, in the order a reader asks."""
-    run = _run(store, model)
-    evaluations = _evaluations(store, model["id"])
-    data = ModelCardData(model_name=model["name"], base_model=_base_name(model, run), library_name=_library(model),
+    run = store.run_of(model)
+    base, evaluations = store.trained_base(model, run), tuned_evaluations(store, model["id"])
+    data = ModelCardData(model_name=model["name"], base_model=base, library_name=_library(model),
                          pipeline_tag=_PIPELINES.get(model["task"] or ""), license=None,
                          tags=["tunelab", *(t for t in (model["task"], model["kind"]) if t)],
                          eval_results=_index(evaluations) or None)
-    sections = [_summary(model, run), _quarantine(store, model), _lineage(store, model["dataset_id"]),
+    sections = [_summary(model, run, base), _quarantine(store, model), _lineage(store, model["dataset_id"]),
                 _training(model, run), _evaluation(evaluations), _flags(evaluations), _uses(model),
                 _approvals(store, model)]
     body = "\n\n".join(s for s in sections if s)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
 
 
-def _run(store: Store, model: dict[str, Any]) -> dict[str, Any] | None:
-    if not model["run_id"]:
-        return None
-    try:
-        return store.get_run(model["run_id"])
-    except NotFoundError:
-        return None
-
-
-def _base_name(model: dict[str, Any], run: dict[str, Any] | None) -> str | None:
-    """The base as the user named it (a short name or hub id), not the local folder an adapter points at."""
-    return (run or {}).get("base_model") or model["base_model"]
-
-
 def _library(model: dict[str, Any]) -> str:
     return "peft" if model["kind"] == "adapter" else "transformers"
 
 
-def _summary(model: dict[str, Any], run: dict[str, Any] | None) -> str:
+def _summary(model: dict[str, Any], run: dict[str, Any] | None, base: str) -> str:
     method = (run or {}).get("method") or model["kind"]
     revision = (run or {}).get("base_revision")
     lines = [f"# {model['name']} (`{model['id']}`)", "",
              f"A {model['task'] or 'fine-tuned'} model made by tunelab: `{method}` fine-tuning of "
-             f"`{_base_name(model, run)}`" + (f" (revision `{revision}`)" if revision else "")
+             f"`{base}`" + (f" (revision `{revision}`)" if revision else "")
              + f" on dataset version `{model['dataset_id']}`.", "",
              f"- Registry stage: **{model['stage'] or 'candidate'}**",
              f"- Kind: {model['kind']} ({_library(model)})", f"- Registered: {model['created_at']}"]
@@ -172,8 +157,9 @@ def _num(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _evaluations(store: Store, model_id: str) -> list[dict[str, Any]]:
-    """The model's evaluations, newest first, each with its eval.json (None once the report was deleted)."""
+def tuned_evaluations(store: Store, model_id: str) -> list[dict[str, Any]]:
+    """The model's evaluations as the tuned model, newest first, each with its eval.json (None once the report was
+    deleted): what its card shows and what a promotion's gate is read from."""
     out = []
     for row in store.evaluations(model_id):
         if row["role"] != "tuned":

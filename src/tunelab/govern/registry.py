@@ -8,8 +8,6 @@ only production models unless told `--allow-unapproved`, which is audited.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from tunelab.errors import ConflictError, InputError, PermissionDeniedError
@@ -25,11 +23,8 @@ _FROM = {"staging": ("candidate",), "production": ("staging",),
 def passing_evaluation(store: Store, model: dict[str, Any]) -> str:
     """The newest evaluation of the model that ran a gate; it must have passed (a newer failure outweighs an older
     pass)."""
-    for row in store.evaluations(model["id"]):
-        if row["role"] != "tuned":
-            continue
-        result = Path(row["report_path"]).parent / "eval.json"
-        gate = json.loads(result.read_text()).get("gate") if result.exists() else None
+    for row in cards.tuned_evaluations(store, model["id"]):
+        gate = (row["result"] or {}).get("gate")
         if gate is None:
             continue
         if not gate["passed"]:
@@ -86,14 +81,22 @@ def approve(store: Store, ref: str) -> dict[str, Any]:
 def check_servable(store: Store, model: dict[str, Any], allow_unapproved: bool) -> None:
     """Refuse a registered model that is not in production, unless allowed; an allowed one is audited."""
     stage = model["stage"] or "candidate"
-    if stage == "quarantined":  # no flag serves it: the data it learned from was erased
-        raise ConflictError(f"model {model['id']} is quarantined: data it was trained on was erased, so it is never "
-                            "served", f"train it again on the new data (`tunelab models card {model['id']}` names "
-                            "the erasure report); --allow-unapproved does not apply")
+    refusal = serving_refusal(model["id"], stage, allow_unapproved)
+    if refusal is not None:
+        raise refusal
     if stage == "production":
         return
-    if not allow_unapproved:
-        raise ConflictError(f"model {model['id']} is {stage}, not approved for production",
-                            "promote and approve it (docs/governance.md), or serve with --allow-unapproved "
-                            "(audited)")
     store.audit("serve.unapproved", model["id"], {"stage": stage})
+
+
+def serving_refusal(model_id: str, stage: str, allow_unapproved: bool) -> ConflictError | None:
+    """Why a model in `stage` may not be served, or None: the one rule for loading a model and for the running
+    server's watch, which withdraws a model whose stage changed under it."""
+    if stage == "quarantined":  # no flag serves it: the data it learned from was erased
+        return ConflictError(f"model {model_id} is quarantined: data it was trained on was erased, so it is never "
+                             "served", f"train it again on the new data (`tunelab models card {model_id}` names "
+                             "the erasure report); --allow-unapproved does not apply")
+    if stage == "production" or allow_unapproved:
+        return None
+    return ConflictError(f"model {model_id} is {stage}, not approved for production",
+                         "promote and approve it (docs/governance.md), or serve with --allow-unapproved (audited)")

@@ -31,6 +31,7 @@ from tunelab.serve.registry import ModelRegistry
 from tunelab.serve.requestlog import RequestLogger
 from tunelab.serve.settings import ServeSettings
 from tunelab.serve.state import Server, get_server
+from tunelab.serve.watch import StageWatch
 from tunelab.store import Store
 
 system_router = APIRouter(tags=["system"])
@@ -43,23 +44,28 @@ async def health(request: Request) -> dict[str, object]:
 
 
 @system_router.get("/metrics", response_class=Response, responses=error_responses())
-async def metrics(request: Request, _caller: Caller = Depends(inference)) -> Response:
-    """Prometheus text: requests by endpoint, model and status, latency, tokens, errors, batch sizes."""
-    return Response(get_server(request).metrics.render(), media_type=CONTENT_TYPE)
+async def metrics(request: Request, caller: Caller = Depends(inference)) -> Response:
+    """Prometheus text: requests by endpoint, model and status, latency, tokens, errors, batch sizes; the counters
+    of the caller's project only."""
+    return Response(get_server(request).metrics.render(caller.project), media_type=CONTENT_TYPE)
 
 
 def create_app(store: Store, registry: ModelRegistry, settings: ServeSettings,
                metrics: Metrics | None = None) -> FastAPI:
-    """The app around `registry`; it starts the request log and, on shutdown, closes it and the registry."""
+    """The app around `registry`; it starts the request log and the stage watch and, on shutdown, closes them and
+    the registry."""
     metrics = metrics or Metrics()
     request_log = RequestLogger(store, texts=settings.log_texts)
+    watch = StageWatch(registry, settings.stage_check_s)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         request_log.start()
+        watch.start()
         try:
             yield
         finally:
+            watch.close()
             request_log.close()
             registry.close()
 

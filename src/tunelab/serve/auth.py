@@ -21,9 +21,9 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from tunelab.errors import AuthError, PermissionDeniedError, RateLimitError
+from tunelab.govern.access import check, refuse
 from tunelab.govern.credentials import key_principal, proxy_principal
 from tunelab.govern.keys import ApiKey, authenticate
-from tunelab.govern.policy import POLICY, authorize
 from tunelab.govern.principal import DEFAULT_PROJECT, Principal
 from tunelab.serve.errors import ApiError
 from tunelab.serve.middleware import record_of
@@ -84,15 +84,24 @@ def _identify(server: Server, request: Request) -> Caller:
 
 def _authorize(server: Server, caller: Caller, scope: str, action: str, path: str) -> None:
     """The key's scope and the caller's role must both allow `action`; a refusal is audited, then raised."""
-    try:
-        if scope not in caller.scopes:
-            raise PermissionDeniedError(f"key tl-{caller.key.id} may not {action}: it lacks the `{scope}` scope",
-                                        f"create a key with `tunelab keys create --scope {scope}`")
-        authorize(caller.principal, action, caller.project)
-    except PermissionDeniedError as exc:
-        caller.store(server).audit(action, path, {"roles_needed": sorted(POLICY[action][0]), "scope": scope,
-                                                  "reason": exc.message}, outcome="denied")
-        raise
+    store = caller.store(server)
+    store.principal = caller.principal
+    if scope not in caller.scopes:
+        refuse(store, action, path, PermissionDeniedError(
+            f"key tl-{caller.key.id} may not {action}: it lacks the `{scope}` scope",
+            f"create a key with `tunelab keys create --scope {scope}`"), {"scope": scope})
+    check(store, action, path, {"scope": scope})
+
+
+def _admit(server: Server, request: Request, scope: str, action: str) -> Caller:
+    """Identify and authorize in one trip to the thread pool (both read the store); the request record learns the
+    caller before a refusal, so the request log names who was refused."""
+    caller = _identify(server, request)
+    record = record_of(request)
+    record.key_id, record.actor, record.project = (caller.key.id if caller.key else None, caller.principal.name,
+                                                   caller.project)
+    _authorize(server, caller, scope, action, request.url.path)
+    return caller
 
 
 def require(scope: str, action: str) -> Callable[[Request], Awaitable[Caller]]:
@@ -100,11 +109,7 @@ def require(scope: str, action: str) -> Callable[[Request], Awaitable[Caller]]:
 
     async def dependency(request: Request) -> Caller:
         server = get_server(request)
-        caller = await run_in_threadpool(_identify, server, request)
-        record = record_of(request)
-        record.key_id, record.actor, record.project = (caller.key.id if caller.key else None,
-                                                       caller.principal.name, caller.project)
-        await run_in_threadpool(_authorize, server, caller, scope, action, request.url.path)
+        caller = await run_in_threadpool(_admit, server, request, scope, action)
         wait = server.limiter.check(caller.key) if caller.key else None
         if wait is not None:
             raise RateLimitError(f"key tl-{caller.key.id} is over its rate limit of {caller.key.rate_limit} "
@@ -123,6 +128,10 @@ def model_for(request: Request, caller: Caller, name: str, task: str) -> Served:
     registry = get_server(request).registry
     entry = registry.get(name, caller.project)
     if entry is None or not caller.sees(entry):
+        why = registry.withdrawn(name, caller.project)
+        if why is not None and caller.allows(name):
+            raise ApiError(404, f"The model `{name}` is no longer served: {why}", param="model",
+                           code="model_withdrawn")
         names = [s.id for s in registry.served() if caller.sees(s)]
         raise ApiError(404, f"The model `{name}` does not exist. Models: {', '.join(names) or 'none'}",
                        param="model", code="model_not_found")

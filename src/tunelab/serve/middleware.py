@@ -71,7 +71,7 @@ class RecordRequests:
         route = scope.get("route")
         endpoint = getattr(route, "path", None) or "unmatched"
         self.metrics.observe(endpoint, record.model, record.status, seconds, record.prompt_tokens,
-                             record.completion_tokens)
+                             record.completion_tokens, record.project)
         if scope["path"].startswith("/v1/"):
             self.request_log.log(record.key_id, record.model, endpoint, record.status, seconds * 1000,
                                  record.prompt_tokens, record.completion_tokens, record.request_text,

@@ -10,6 +10,10 @@ on the request's thread under a lock of their own.
 
 `load` and `unload` may run while the server answers: they are serialised by one lock, change adapters only between
 batches (under the engine's lock), and readers see the table of served models swapped whole.
+
+A registered model stays servable only while its stage allows it: `withdraw_unservable` (run by the server's stage
+watch) unloads one that an erasure quarantined, a reviewer retired or someone deleted after it was loaded, and the
+names that reached it then answer why.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from tunelab.errors import ConflictError, NotFoundError, TunelabError
+from tunelab.errors import ConflictError, NotFoundError
 from tunelab.evaluate.predict import stop_token_ids
-from tunelab.govern.registry import check_servable
+from tunelab.govern.registry import check_servable, serving_refusal
 from tunelab.models import BASE_MODELS, resolve_base_model
 from tunelab.serve import loaders
 from tunelab.serve.engine import Engine
@@ -73,13 +77,22 @@ class ModelRegistry:
     def __init__(self, store: Store, settings: ServeSettings, on_batch: Callable[[int], None] | None = None) -> None:
         self.store, self.settings, self._on_batch = store, settings, on_batch
         self._served: dict[str, Served] = {}  # replaced whole on change, so readers need no lock
+        self._withdrawn: dict[tuple[str | None, str], str] = {}  # (project, name) -> why it is no longer served
         self._lock = threading.RLock()
 
     def get(self, name: str, project: str | None = None) -> Served | None:
         """The served model `name` reaches (its id first, then an alias); with `project`, among the models of that
         project and base models only, so two tenants' models of one name never meet."""
-        served = [s for s in self._served.values() if project is None or s.project in (None, project)]
-        return next((s for s in served if s.id == name), None) or next((s for s in served if name in s.aliases), None)
+        served = self._served
+        entry = served.get(name)
+        if entry is not None and (project is None or entry.project in (None, project)):
+            return entry
+        visible = (s for s in served.values() if project is None or s.project in (None, project))
+        return next((s for s in visible if name in s.aliases), None)
+
+    def withdrawn(self, name: str, project: str | None) -> str | None:
+        """Why `name` (in `project`) is no longer served, if the stage watch withdrew what it reached."""
+        return self._withdrawn.get((project, name))
 
     def served(self) -> list[Served]:
         return list(self._served.values())
@@ -131,6 +144,27 @@ class ModelRegistry:
                 entry.engine.close()
             return entry
 
+    def withdraw_unservable(self) -> list[tuple[str, str]]:
+        """Unload every served registered model whose stage no longer allows serving it, by the rule `load` applied
+        (one query for them all, whatever their projects); audited as `serve.withdraw`. Returns (model, reason)."""
+        registered = [s for s in self.served() if s.project is not None]
+        stages = self.store.model_stages([s.id for s in registered]) if registered else {}
+        withdrawn = []
+        for entry in registered:
+            stage = stages.get(entry.id, "deleted")
+            refusal = serving_refusal(entry.id, stage, self.settings.allow_unapproved) if stage != "deleted" else \
+                NotFoundError(f"model {entry.id} is no longer registered")
+            if refusal is None:
+                continue
+            with self._lock:
+                if self._served.get(entry.id) is not entry:  # unloaded meanwhile
+                    continue
+                self.unload(entry.id)
+                self._withdrawn = {**self._withdrawn, **{(entry.project, n): refusal.message for n in entry.names}}
+            self.store.in_project(entry.project).audit("serve.withdraw", entry.id, {"stage": stage})
+            withdrawn.append((entry.id, refusal.message))
+        return withdrawn
+
     def close(self) -> None:
         for entry in self.served():
             if entry.engine is not None and entry.adapter is None:
@@ -140,6 +174,8 @@ class ModelRegistry:
     # ------------------------------------------------------------------------------------------------ loading
     def _add(self, entry: Served) -> Served:
         self._served = {**self._served, entry.id: entry}
+        self._withdrawn = {(project, name): why for (project, name), why in self._withdrawn.items()
+                           if project != entry.project or name not in entry.names}  # served again
         return entry
 
     def _remove(self, entry: Served) -> None:
@@ -199,19 +235,12 @@ class ModelRegistry:
             model = model.to(loaders.device())
             return self._add(Served(record["id"], "generation", record["kind"], tokenizer=tokenizer,
                                     engine=self._engine(record["id"], model, tokenizer), **common))
-        base = self._causal_base(record["base_model"], self._base_name(record, store), explicit=False)
+        base = self._causal_base(record["base_model"], store.trained_base(record), explicit=False)
         tokenizer = loaders.tokenizer_for(record["path"]) if loaders.has_tokenizer(record["path"]) else base.tokenizer
         with base.engine.lock:
             base.engine.model = loaders.attach_adapter(base.engine.model, record["path"], record["id"])
         return self._add(Served(record["id"], "generation", "adapter", tokenizer=tokenizer, parent=base.id,
                                 engine=base.engine, adapter=record["id"], **common))
-
-    def _base_name(self, record: dict[str, Any], store: Store) -> str:
-        """The name the base was trained under (`smollm2-135m`, a folder), from the run; else its folder."""
-        try:
-            return store.get_run(record["run_id"])["base_model"] if record["run_id"] else record["base_model"]
-        except TunelabError:
-            return record["base_model"]
 
 
 def _types(tags: list[str]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from tunelab.config import Schema
 
@@ -24,6 +24,9 @@ class ServeSettings(Schema):
                                                            "redacted (personal data replaced) or full.")
     allow_unapproved: bool = Field(False, description="Also serve registered models that are not approved for "
                                    "production (each is audited as serve.unapproved).")
+    stage_check_s: float = Field(2.0, gt=0, le=3600, description="How often the server rechecks the registry stage "
+                                 "of the registered models it serves; one an erasure quarantined (or that is no longer "
+                                 "servable) is withdrawn within this time.")
     batch_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long a worker waits for more requests to "
                                  "join a batch once one arrived.")
     trusted_proxy_header: str | None = Field(None, description="A header (e.g. X-Forwarded-User) naming the tunelab "
@@ -32,6 +35,8 @@ class ServeSettings(Schema):
                                        "proxies whose user header is believed.")
     project_header: str = Field("X-Tunelab-Project", description="The header a proxied request names its project "
                                 "in (default project without it); a key's project is the key's own.")
+
+    _proxy_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = PrivateAttr(default=())
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -48,6 +53,7 @@ class ServeSettings(Schema):
         """A user header believed from anywhere would let any client name any user."""
         if self.trusted_proxy_header and not self.trusted_proxies:
             raise ValueError("trusted_proxy_header needs trusted_proxies: the addresses of the proxies to believe")
+        self._proxy_networks = tuple(ipaddress.ip_network(n, strict=False) for n in self.trusted_proxies)  # parsed once
         return self
 
     def trusts(self, address: str | None) -> bool:
@@ -58,4 +64,4 @@ class ServeSettings(Schema):
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
-        return any(ip in ipaddress.ip_network(n, strict=False) for n in self.trusted_proxies)
+        return any(ip in network for network in self._proxy_networks)

@@ -49,6 +49,28 @@ class ModelTable(Table):
             return [row_dict(r) for r in s.scalars(self._own(select(ModelRow), ModelRow)
                                                    .order_by(ModelRow.created_at))]
 
+    def run_of(self, model: dict[str, Any]) -> dict[str, Any] | None:
+        """The run that trained a model, or None (registered without one, or the run was deleted since)."""
+        if not model["run_id"]:
+            return None
+        try:
+            return self.get_run(model["run_id"])
+        except NotFoundError:
+            return None
+
+    def trained_base(self, model: dict[str, Any], run: dict[str, Any] | None = None) -> str:
+        """The base as the run named it (`smollm2-135m`, a hub id, a folder), not the local folder an adapter
+        points at: what a card shows, the base an evaluation compares with, the name a server loads the base by.
+        `run`: the model's run, when the caller holds it already."""
+        return (run or self.run_of(model) or {}).get("base_model") or model["base_model"]
+
+    def model_stages(self, model_ids: list[str]) -> dict[str, str]:
+        """The registry stage of each model, whatever its project (a running server's watch over what it serves);
+        a model that is no longer registered is missing from the answer."""
+        with self.session() as s:
+            rows = s.execute(select(ModelRow.id, ModelRow.stage).where(ModelRow.id.in_(model_ids)))
+            return {model_id: stage or "candidate" for model_id, stage in rows}
+
     def set_stage(self, model_id: str, stage: str) -> None:
         """Move a model to a registry stage; the rules (who may, what needs approval) are `tunelab.govern`'s."""
         with self.session() as s, s.begin():

@@ -29,13 +29,13 @@ class RequestTable(Table):
             return [row_dict(r) for r in s.scalars(query)]
 
     def delete_requests_quoting(self, values: list[str]) -> int:
-        """Delete the request-log rows whose logged request or response text contains any value; returns how many.
-
-        Every project's rows: a logged text that quotes a data subject is theirs wherever it was served.
-        """
+        """Delete this project's request-log rows whose logged request or response text contains any value; returns
+        how many. This project's only, like the datasets an erasure searches: across tenants, the count would tell
+        one project's admin whether another's logs quote a text of their choosing."""
         if not values:
             return 0
         quoting = [column.contains(v, autoescape=True) for v in values
                    for column in (RequestLogRow.request_text, RequestLogRow.response_text)]
         with self.session() as s, s.begin():
-            return s.execute(delete(RequestLogRow).where(or_(*quoting))).rowcount or 0
+            return s.execute(delete(RequestLogRow).where(RequestLogRow.project_id == self.project, or_(*quoting))
+                             ).rowcount or 0
