@@ -588,6 +588,8 @@ def serve_command(
                                     "user a trusted proxy logged in (e.g. X-Forwarded-User).")] = None,
     trusted_proxy: Annotated[list[str] | None, typer.Option("--trusted-proxy", help="Address or network of a proxy "
                              "whose user header is believed (repeatable).")] = None,
+    stage_check: Annotated[float, typer.Option("--stage-check", help="Seconds between rechecks of the served "
+                                               "models' registry stages (a quarantined one is withdrawn).")] = 2.0,
 ) -> None:
     """Serve models over an OpenAI-compatible API: chat, completions, embeddings, classifications, entities.
 
@@ -602,7 +604,7 @@ def serve_command(
                                             "max_tokens_cap": max_tokens_cap, "max_body_bytes": max_body_bytes,
                                             "log_texts": log_texts, "allow_unapproved": allow_unapproved,
                                             "trusted_proxy_header": trusted_proxy_header,
-                                            "trusted_proxies": trusted_proxy or []},
+                                            "trusted_proxies": trusted_proxy or [], "stage_check_s": stage_check},
                             "tunelab serve")
     serve(open_as("model.serve", ",".join(model or [])), settings)
 
