@@ -48,6 +48,7 @@ _HELPER_BACKLOG = 2  # chunks queued per helper, so it never waits for the busy 
 _DIGITS = re.compile(r"\d")
 _DOMAIN_DOT = re.compile(r"\.[^\W\d_]{2}")  # a dot before a top-level domain
 _DIGIT_DOT = re.compile(r"\d\.\d")
+_TOKEN_TAIL = re.compile(r"\S*\Z")
 _NAME_EDGE = " \t\n.,;:!?'\"()[]<>"
 _URL_TAIL = " \t\n.,;:!?'\")"
 _URL_STOP = frozenset(" \t\n\r<>\"'()[]{}|\\^`")
@@ -180,6 +181,8 @@ def _clean(text: str, span: PiiSpan, score_threshold: float) -> PiiSpan | None:
         return None
     if span.entity == "URL":
         return _clean_url(text, span)
+    if span.entity == "EMAIL_ADDRESS" and "://" in _token_before(text, span.start):
+        return None  # `https://medium.com/@raj.malhotra/...`: a link with an @ in its path, left to URL
     if span.entity == "PHONE_NUMBER" and len(_DIGITS.findall(text, span.start, span.end)) < _MIN_PHONE_DIGITS:
         return None
     junk, start, end = _NAME_EDGE if span.entity in NER_ENTITIES else " \t\n", span.start, span.end
@@ -188,6 +191,11 @@ def _clean(text: str, span: PiiSpan, score_threshold: float) -> PiiSpan | None:
     while start < end and text[start] in junk:
         start += 1
     return replace(span, start=start, end=end) if end > start else None
+
+
+def _token_before(text: str, index: int) -> str:
+    """The part of the whitespace-delimited token that lies before `index`."""
+    return _TOKEN_TAIL.search(text, 0, index).group()
 
 
 def _clean_url(text: str, span: PiiSpan) -> PiiSpan | None:

@@ -98,6 +98,11 @@ _DATE_PATTERNS = (  # Presidio's date patterns are numeric; people write the mon
     ("month day", rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b", 0.5),
     ("day month", rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b", 0.5),
 )
+# Nine bare digits are an SSN only right after its name (`ss# 309481175`, `SSN: 309481175`); Presidio scores them
+# 0.05, and its context bonus cannot lift them over the threshold. Presidio matches with the `regex` module, whose
+# look-behind may vary in width, so the span stays the number alone.
+_SSN_NAMED = (r"(?<=\b(?:ssn|ss\s?#|ss\s?no\.?|social\s+security(?:\s+(?:number|no\.?|\#))?"
+              r"|soc\.?\s*sec\.?(?:\s+no\.?)?)\s*(?:\#|no\.?|number|nr\.?)?(?:\s+is)?\s*[:=]?\s*)\d{9}\b")
 _ID_PATTERNS = (
     # ORD877088, SKU-12A993, MRN 00123456: letters and at least three digits, or six digits and more.
     ("letters and digits", r"\b(?=[\w-]*\d[\w-]*\d[\w-]*\d)(?=[\w-]*[^\W\d_])[^\W_][\w-]{4,}\b", 0.5),
@@ -147,7 +152,8 @@ def pattern_recognizers() -> dict[str, Callable[[], Any]]:
         "CREDIT_CARD": lambda: pr.CreditCardRecognizer(patterns=cards),
         "IBAN_CODE": pr.IbanRecognizer,
         "IP_ADDRESS": pr.IpRecognizer,
-        "US_SSN": pr.UsSsnRecognizer,
+        "US_SSN": lambda: pr.UsSsnRecognizer(patterns=[*pr.UsSsnRecognizer.PATTERNS,
+                                                        Pattern("SSN after its name", _SSN_NAMED, 0.6)]),
         "URL": pr.UrlRecognizer,
         "DATE_TIME": lambda: pr.DateRecognizer(patterns=[*pr.DateRecognizer.PATTERNS,
                                                          *(Pattern(*p) for p in _DATE_PATTERNS)]),
