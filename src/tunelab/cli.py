@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tunelab import cli_govern, cli_lineage
+from tunelab import cli_govern, cli_jobs, cli_lineage
 from tunelab import data as data_service
 from tunelab.cli_output import JsonFlag, emit
 from tunelab.errors import InputError, TunelabError
@@ -29,6 +29,7 @@ data_app = typer.Typer(help="Import, prepare, inspect, export and delete dataset
 app.add_typer(data_app, name="data")
 
 cli_govern.register(app)
+cli_jobs.register(app)
 
 
 @app.callback()
@@ -207,6 +208,7 @@ def train_command(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: KEY=VALUE.")] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue this run from its last checkpoint.")] = None,
     nproc: Annotated[int, typer.Option("--nproc", help="Processes (DDP through torchrun).")] = 1,
+    submit: cli_jobs.SubmitFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune a base model on a prepared dataset and register the model.
@@ -216,6 +218,8 @@ def train_command(
     from tunelab.config import load_config
     from tunelab.train.config import TrainConfig
 
+    if submit:
+        return cli_jobs.submit_train(config, set_, resume, as_json)
     if nproc > 1:
         from tunelab.train.launch import launch
 

@@ -140,6 +140,11 @@ def _commands(w: World, user: str) -> list[tuple[str, list[str], bool | None]]:
         ("runs.read", ["runs", "show", run], True),
         ("train.run", ["train", str(w.folder / "train-support.yaml"), "--set", "dataset=no-such-dataset"], False),
         ("train.cancel", ["runs", "cancel", run], False),  # it finished long ago
+        ("job.submit", ["train", str(w.folder / "train-support.yaml"), "--set", "dataset=no-such-dataset",
+                        "--submit"], False),
+        ("job.read", ["jobs", "list"], True),
+        ("job.cancel", ["jobs", "cancel", "job-ffffffffff"], False),
+        ("worker.run", ["worker", "--once"], True),  # nothing queued: it returns at once
         ("eval.run", ["eval", model, "--dataset", "no-such-dataset"], False),
         ("eval.read", ["report", model], None),
         ("model.read", ["models", "list"], True),

@@ -235,3 +235,28 @@ class ApprovalRow(Base):
     requested_at: Mapped[datetime] = mapped_column(DateTime)
     approved_by: Mapped[str | None] = mapped_column(String(200))
     approved_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class JobRow(Owned, Base):
+    """A background job (`tunelab.jobs`): what to do, who asked, which worker holds it and how it ended.
+
+    `claimed_by` and `heartbeat_at` are the claim: a worker that stops heartbeating loses the job to another one.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # queued running succeeded failed cancelled
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(300))  # host:pid:uuid of the worker
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
+    result: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(64))

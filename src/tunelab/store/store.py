@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tunelab.errors import TunelabError
 from tunelab.store.audit import AuditTable
 from tunelab.store.datasets import DatasetTable
+from tunelab.store.jobs import JobTable
 from tunelab.store.keys import KeyTable
 from tunelab.store.models import ModelTable
 from tunelab.store.requests import RequestTable
@@ -78,11 +79,11 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-class Store(DatasetTable, RunTable, ModelTable, KeyTable, RequestTable, AuditTable):
+class Store(DatasetTable, RunTable, ModelTable, KeyTable, RequestTable, AuditTable, JobTable):
     """One workspace's database, acting in one project. The plumbing (engine, sessions, migrations, the project and
     actor, compaction) is here; each table's methods are in the module that owns it (`store.datasets`, `store.runs`,
-    `store.models`, `store.keys`, `store.requests`, `store.audit`; `store.users` and `store.approvals` as functions),
-    so callers keep one object and every table has one owner."""
+    `store.models`, `store.keys`, `store.requests`, `store.audit`, `store.jobs`; `store.users` and `store.approvals`
+    as functions), so callers keep one object and every table has one owner."""
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace

@@ -92,8 +92,10 @@ def _resume_config(run: dict[str, Any], cfg: TrainConfig | None) -> TrainConfig:
 
 
 def train(store: Store, cfg: TrainConfig | None, *, resume: str | None = None,
-          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+          on_eval: Callable[[int, dict[str, float]], None] | None = None, run_id: str | None = None) -> dict[str, Any]:
     """Train (or resume) a run and register its model; returns the run summary.
+
+    `run_id` is the id a new run gets (a background job picks it first, so a re-queued job finds its run).
 
     `on_eval(step, metrics)` is called after each evaluation (on every process); raising optuna.TrialPruned from it
     ends the run as "pruned" and the exception propagates to the tuner.
@@ -106,7 +108,7 @@ def train(store: Store, cfg: TrainConfig | None, *, resume: str | None = None,
         raise InputError("give a config file, or --resume RUN", "e.g. tunelab train examples/sms_spam/train.yaml")
     cfg = _resume_config(previous, cfg) if previous else cfg
     setup = build(store, cfg)
-    run_id = previous["id"] if previous else _shared_run_id(rank, world)
+    run_id = previous["id"] if previous else run_id or _shared_run_id(rank, world)
     out = runs.run_dir(store, run_id)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
